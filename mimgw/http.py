@@ -1,0 +1,268 @@
+"""The one place requests are made: timeouts, error mapping and redaction."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mimgw.errors import ProviderError
+from mimgw.redact import Redactor, install_log_filter
+from mimgw.taxonomy import ErrorKind
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "HttpResponse",
+    "HttpTransport",
+    "Query",
+    "build_query",
+    "parse_retry_after",
+]
+
+log = logging.getLogger("mimgw.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+USER_AGENT = "mimgw/0.1"
+RAW_LIMIT = 4000
+"""How much of a body an error keeps in ``raw``."""
+
+Query = Sequence[tuple[str, str | int | None]] | Mapping[str, str | int | None]
+
+
+def build_query(params: Query) -> str:
+    """Encode query parameters with spaces as ``%20`` (not ``+``); ``None`` values are left out."""
+    items = params.items() if isinstance(params, Mapping) else params
+    return "&".join(
+        f"{quote(str(k), safe='')}={quote(str(v), safe=',')}" for k, v in items if v is not None
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """A response whose text is already redacted."""
+
+    provider: str
+    status_code: int
+    headers: httpx.Headers
+    text: str
+    url: str
+    """The redacted URL."""
+    elapsed: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def error(
+        self,
+        kind: ErrorKind,
+        detail: str,
+        *,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        """An error of ``kind`` that keeps this body as ``raw``."""
+        return ProviderError.of(
+            kind,
+            self.provider,
+            code,
+            detail,
+            raw=self.text[:RAW_LIMIT],
+            http_status=self.status_code,
+            retry_after=retry_after,
+        )
+
+    def bad(self, detail: str = "unexpected response") -> ProviderError:
+        snippet = self.text.strip().replace("\n", " ")[:200]
+        text = f"{detail} (HTTP {self.status_code}): {snippet!r}" if snippet else f"{detail} (HTTP {self.status_code}, empty body)"
+        return self.error(ErrorKind.BAD_RESPONSE, text)
+
+    def json(self) -> Any:
+        """The body as JSON; a ``BAD_RESPONSE`` error when it is not JSON."""
+        try:
+            return json.loads(self.text)
+        except (ValueError, RecursionError):
+            raise self.bad("body is not JSON") from None
+
+    def json_object(self) -> dict[str, Any]:
+        data = self.json()
+        if not isinstance(data, dict):
+            raise self.bad("expected a JSON object")
+        return data
+
+    def check_transport_status(self, *, submit: bool) -> None:
+        """Map statuses that mean the same on every gateway.
+
+        429 is ``RATE_LIMITED``. A 5xx whose body is not JSON or XML (empty, an HTML
+        error page from a proxy) is ``OUTCOME_UNKNOWN`` for submits (it may have been
+        processed) and ``PROVIDER_UNAVAILABLE`` for reads; a 503 with Retry-After says
+        explicitly that nothing was processed. Structured 5xx bodies are left to the
+        provider, whose code table knows them.
+        """
+        status = self.status_code
+        if status == 429:
+            raise self.error(
+                ErrorKind.RATE_LIMITED,
+                "too many requests",
+                code=429,
+                retry_after=parse_retry_after(self.headers.get("retry-after")),
+            )
+        if status >= 500 and not _looks_structured(self.text):
+            # the proxy in front of the gateway answered; the gateway may or may not have acted
+            kind = ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
+            if status == 503 and submit and self.headers.get("retry-after"):
+                kind = ErrorKind.PROVIDER_UNAVAILABLE  # an explicit "come back later"
+            raise self.error(
+                kind,
+                f"HTTP {status} from the gateway",
+                code=status,
+                retry_after=parse_retry_after(self.headers.get("retry-after")),
+            )
+
+
+def _looks_structured(text: str) -> bool:
+    stripped = text.lstrip()
+    return stripped[:1] in ("{", "[") or stripped[:5] == "<?xml"
+
+
+class HttpTransport:
+    """Sends requests for one provider through a shared or owned :class:`httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        redactor: Redactor,
+        timeout: httpx.Timeout,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        install_log_filter()
+        self.provider = provider
+        self.redact = redactor
+        self.timeout = timeout
+        self._client = client
+        self._owns_client = client is None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            if self._client is not None and not self._owns_client:
+                raise ProviderError.of(
+                    ErrorKind.CONNECT_FAILED, self.provider, None, "the shared httpx client is closed"
+                )
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            self._owns_client = True
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        query: Query | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        submit: bool,
+    ) -> HttpResponse:
+        """Send one request. ``submit`` says whether it may create a message at the gateway.
+
+        Transport failures become :class:`ProviderError` with the right kind: nothing
+        sent (``CONNECT_FAILED``) or maybe sent (``OUTCOME_UNKNOWN``; for reads,
+        ``PROVIDER_UNAVAILABLE`` since a read is safe to repeat).
+        """
+        if query:
+            encoded = build_query(query)
+            if encoded:
+                url = f"{url}{'&' if '?' in url else '?'}{encoded}"
+        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if headers:
+            all_headers.update(headers)
+        content: bytes | None = None
+        if json_body is not None:
+            content = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
+            all_headers["Content-Type"] = "application/json"
+        safe_url = self.redact(url)
+        started = time.perf_counter()
+        try:
+            response = await self.client.request(
+                method, url, content=content, headers=all_headers, timeout=self.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise self._map_exception(exc, safe_url, submit=submit) from _scrub(exc, self.redact)
+        elapsed = time.perf_counter() - started
+        try:
+            text = response.text
+        except (UnicodeDecodeError, LookupError):
+            text = response.content.decode("utf-8", errors="replace")
+        result = HttpResponse(
+            provider=self.provider,
+            status_code=response.status_code,
+            headers=response.headers,
+            text=self.redact(text),
+            url=safe_url,
+            elapsed=elapsed,
+        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %d in %.1f ms",
+                self.provider,
+                method,
+                safe_url,
+                response.status_code,
+                elapsed * 1000,
+            )
+        return result
+
+    def _map_exception(self, exc: httpx.HTTPError, safe_url: str, *, submit: bool) -> ProviderError:
+        reason = self.redact(str(exc)) or type(exc).__name__
+        detail = f"{type(exc).__name__} on {safe_url}: {reason}"
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+            kind = ErrorKind.CONNECT_FAILED
+        elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
+            kind = ErrorKind.CONNECT_FAILED  # refused before anything left this process
+        elif isinstance(exc, httpx.TooManyRedirects):
+            kind = ErrorKind.BAD_RESPONSE
+        else:
+            # read/write timeouts, resets, protocol errors after the request went out
+            kind = ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
+        log.debug("%s request failed: %s", self.provider, detail)
+        return ProviderError.of(kind, self.provider, None, detail)
+
+
+def _scrub(exc: httpx.HTTPError, redact: Redactor) -> httpx.HTTPError:
+    """Remove secrets from an httpx exception before it is chained as a cause."""
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    try:
+        exc.request = httpx.Request(exc.request.method, redact(str(exc.request.url)))
+    except (RuntimeError, httpx.InvalidURL):  # no request attached
+        pass
+    return exc

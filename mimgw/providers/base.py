@@ -1,0 +1,412 @@
+"""What every gateway backend shares: construction, capabilities, the common methods.
+
+A backend subclasses :class:`Provider` and implements only request building and
+response parsing (``_send``, optionally ``_send_batch``, ``_balance``, ``_status``,
+``_parse_webhook``) plus its code tables. Retry and failover live in
+:class:`mimgw.Gateway`, never here.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, tzinfo
+from types import TracebackType
+from typing import Any, ClassVar, Self
+from zoneinfo import ZoneInfo
+
+import anyio
+import httpx
+
+from mimgw.errors import (
+    ConfigurationError,
+    InvalidMessageError,
+    MimgwError,
+    ProviderError,
+    UnsupportedOperationError,
+)
+from mimgw.http import DEFAULT_TIMEOUT, HttpResponse, HttpTransport, Query
+from mimgw.models import (
+    Balance,
+    BulkResult,
+    Category,
+    DeliveryReport,
+    InboundMessage,
+    Message,
+    Receipt,
+)
+from mimgw.redact import Redactor
+from mimgw.taxonomy import ErrorKind
+from mimgw.text import TextInfo, analyse_text
+
+__all__ = [
+    "DHAKA",
+    "Capabilities",
+    "Outgoing",
+    "Provider",
+    "TextLimits",
+    "WebhookItem",
+]
+
+log = logging.getLogger("mimgw")
+
+DHAKA = ZoneInfo("Asia/Dhaka")
+"""Gateway-local times without a zone are read in this zone unless configured otherwise."""
+
+WebhookItem = DeliveryReport | InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a gateway offers. An unsupported call raises ``UnsupportedOperationError`` at once."""
+
+    send: bool = True
+    batch: bool = False
+    """Has its own endpoint for many messages in one request."""
+    max_batch: int | None = None
+    """Most messages (or destinations) one batch request may carry."""
+    balance: bool = False
+    status: bool = False
+    """Can pull the delivery status of one message from the gateway."""
+    webhook: bool = False
+    """Pushes delivery reports or inbound messages to a URL of ours."""
+    schedule: bool = False
+    """Accepts ``send_at``."""
+    promotional: bool = True
+    """Accepts ``category="promotional"``."""
+    parse_dlr: bool = False
+    """Offers ``parse_dlr`` to classify a delivery status row."""
+    notes: str = ""
+
+    def supports(self, operation: str) -> bool:
+        value = getattr(self, operation, False)
+        return value is True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class TextLimits:
+    """How long a message a gateway takes, checked before any request."""
+
+    max_characters: int | None = None
+    max_segments: int | None = None
+
+    def check(self, info: TextInfo, provider: str) -> None:
+        if self.max_characters is not None and info.characters > self.max_characters:
+            raise InvalidMessageError(
+                f"{provider}: text is {info.characters} characters; "
+                f"this gateway takes at most {self.max_characters}"
+            )
+        if self.max_segments is not None and info.segments > self.max_segments:
+            raise InvalidMessageError(
+                f"{provider}: text needs {info.segments} segments ({info.encoding}); "
+                f"this gateway takes at most {self.max_segments}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message checked and ready for one gateway: sender resolved, text analysed."""
+
+    message: Message
+    sender: str
+    info: TextInfo
+
+    @property
+    def to(self) -> str:
+        return self.message.to
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+    @property
+    def reference(self) -> str:
+        return self.message.reference
+
+    def receipt(
+        self,
+        provider: str,
+        message_id: str,
+        *,
+        raw: str | None,
+        segments: int | None = None,
+        to: str | None = None,
+    ) -> Receipt:
+        return Receipt(
+            provider=provider,
+            message_id=message_id,
+            to=to or self.to,
+            reference=self.reference,
+            segments=segments if segments is not None else self.info.segments,
+            encoding=self.info.encoding,
+            raw=raw,
+        )
+
+
+class Provider(ABC):
+    """Base of every gateway backend.
+
+    Keyword-only construction; ``name`` labels it in receipts, errors and logs;
+    ``client`` lets several providers share one :class:`httpx.AsyncClient` (the
+    provider then never closes it). Use as ``async with Provider(...) as sms:``.
+    """
+
+    kind: ClassVar[str]
+    """Registry key used by configuration, e.g. ``"mimsms_v4"``."""
+    default_base_url: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    limits: ClassVar[TextLimits] = TextLimits()
+    default_concurrency: ClassVar[int] = 8
+
+    def __init__(
+        self,
+        *,
+        sender: str | None,
+        secrets: Sequence[str | None] = (),
+        name: str | None = None,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        client: httpx.AsyncClient | None = None,
+        timezone: tzinfo | str = DHAKA,
+    ) -> None:
+        self.name = name or self.kind
+        self.sender = sender
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"{self.name}: base_url must start with http:// or https://")
+        try:
+            self.timezone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
+        except (ValueError, KeyError) as exc:
+            raise ConfigurationError(f"{self.name}: unknown timezone {timezone!r}") from exc
+        self._redact = Redactor(s for s in secrets if s)
+        self._http = HttpTransport(
+            provider=self.name,
+            redactor=self._redact,
+            timeout=_timeout(timeout, self.name),
+            client=client,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it."""
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, sender={self.sender!r})"
+
+    # -- public API ----------------------------------------------------------------
+
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        reference: str | None = None,
+        category: Category = "transactional",
+        send_at: datetime | None = None,
+    ) -> Receipt:
+        """Submit one message; the receipt says the gateway took it and gives its id."""
+        message = Message(
+            to=to, text=text, sender=sender, reference=reference, category=category, send_at=send_at
+        )
+        return await self.send_message(message)
+
+    async def send_message(self, message: Message) -> Receipt:
+        """Submit a prepared :class:`Message`."""
+        outgoing = self.prepare(message)
+        return await self._send(outgoing)
+
+    async def send_bulk(
+        self, messages: Iterable[Message], *, concurrency: int | None = None
+    ) -> BulkResult:
+        """Submit many messages; one outcome per input, in input order, never raising for one.
+
+        Uses the gateway's batch endpoint where it has one, else bounded concurrent singles.
+        """
+        batch = list(messages)
+        for item in batch:
+            if not isinstance(item, Message):
+                raise InvalidMessageError(
+                    f"send_bulk takes Message objects, not {type(item).__name__}"
+                )
+        self._require("send")
+        limit = concurrency or self.default_concurrency
+        if limit < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        outcomes: list[Receipt | MimgwError | None] = [None] * len(batch)
+        ready: list[tuple[int, Outgoing]] = []
+        for index, message in enumerate(batch):
+            try:
+                ready.append((index, self.prepare(message)))
+            except MimgwError as exc:
+                outcomes[index] = exc
+        if ready:
+            results = await self._send_many([o for _, o in ready], limit)
+            for (index, _), result in zip(ready, results, strict=True):
+                outcomes[index] = result
+        final: list[Receipt | MimgwError] = []
+        for outcome in outcomes:
+            assert outcome is not None
+            final.append(outcome)
+        return BulkResult(messages=tuple(batch), outcomes=tuple(final))
+
+    async def balance(self) -> Balance:
+        """Account credit."""
+        self._require("balance")
+        return await self._balance()
+
+    async def status(self, message_id: str) -> DeliveryReport:
+        """Delivery status of one message, pulled from the gateway."""
+        self._require("status")
+        if not isinstance(message_id, str) or not message_id.strip():
+            raise InvalidMessageError("message_id must be a non-empty string")
+        return await self._status(message_id.strip())
+
+    def parse_webhook(
+        self, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> list[WebhookItem]:
+        """Parse what the gateway pushed to our URL. Plain function: no I/O."""
+        self._require("webhook")
+        return self._parse_webhook(body, headers or {})
+
+    # -- preparation -----------------------------------------------------------------
+
+    def prepare(self, message: Message) -> Outgoing:
+        """Resolve the sender, analyse the text and check this gateway's limits."""
+        if message.send_at is not None and not self.capabilities.schedule:
+            raise self.unsupported("scheduled sending (send_at)")
+        if message.category == "promotional" and not self.capabilities.promotional:
+            raise self.unsupported("promotional messages")
+        sender = message.sender or self.sender
+        if not sender:
+            raise ConfigurationError(
+                f"{self.name}: no sender id: configure sender= or pass sender per message"
+            )
+        info = analyse_text(message.text)
+        self.limits.check(info, self.name)
+        self._check(message, info)
+        return Outgoing(message=message, sender=sender, info=info)
+
+    def _check(self, message: Message, info: TextInfo) -> None:  # noqa: B027 - optional hook
+        """Gateway-specific checks before sending; raise ``InvalidMessageError``."""
+
+    # -- what backends implement -------------------------------------------------------
+
+    @abstractmethod
+    async def _send(self, outgoing: Outgoing) -> Receipt: ...
+
+    async def _send_many(
+        self, outgoing: Sequence[Outgoing], concurrency: int
+    ) -> list[Receipt | MimgwError]:
+        """Default bulk: bounded concurrent singles. Backends with a batch endpoint override."""
+        results: list[Receipt | MimgwError | None] = [None] * len(outgoing)
+        limiter = anyio.Semaphore(concurrency)
+
+        async def one(index: int, item: Outgoing) -> None:
+            async with limiter:
+                try:
+                    results[index] = await self._send(item)
+                except MimgwError as exc:
+                    results[index] = exc
+
+        async with anyio.create_task_group() as tg:
+            for index, item in enumerate(outgoing):
+                tg.start_soon(one, index, item)
+        return [r for r in results if r is not None]
+
+    async def _balance(self) -> Balance:
+        raise self.unsupported("balance")
+
+    async def _status(self, message_id: str) -> DeliveryReport:
+        raise self.unsupported("status")
+
+    def _parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookItem]:
+        raise self.unsupported("webhook")
+
+    # -- helpers for backends ------------------------------------------------------------
+
+    def _require(self, operation: str) -> None:
+        if not self.capabilities.supports(operation):
+            raise self.unsupported(operation)
+
+    def unsupported(self, operation: str) -> UnsupportedOperationError:
+        note = f" ({self.capabilities.notes})" if self.capabilities.notes else ""
+        error = ProviderError.of(
+            ErrorKind.UNSUPPORTED,
+            self.name,
+            None,
+            f"{type(self).__name__} does not support {operation}{note}",
+        )
+        assert isinstance(error, UnsupportedOperationError)
+        return error
+
+    def error(
+        self,
+        kind: ErrorKind,
+        detail: str,
+        *,
+        code: str | int | None = None,
+        raw: str | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        return ProviderError.of(
+            kind,
+            self.name,
+            code,
+            self._redact(detail),
+            raw=None if raw is None else self._redact(raw),
+            retry_after=retry_after,
+        )
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        submit: bool,
+        query: Query | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """Make one request; transport errors, 429 and bodiless 5xx are already mapped."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        response = await self._http.request(
+            method, url, query=query, json_body=json_body, headers=headers, submit=submit
+        )
+        response.check_transport_status(submit=submit)
+        return response
+
+    def local_time(self, value: datetime) -> datetime:
+        """Attach this gateway's zone to a naive timestamp."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=self.timezone)
+
+
+def _timeout(value: float | httpx.Timeout | None, name: str) -> httpx.Timeout:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, httpx.Timeout):
+        return value
+    if isinstance(value, int | float) and value > 0:
+        return httpx.Timeout(float(value), connect=min(float(value), DEFAULT_TIMEOUT.connect or 5.0))
+    raise ConfigurationError(f"{name}: timeout must be a positive number of seconds")

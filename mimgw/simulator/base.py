@@ -1,0 +1,84 @@
+"""What every gateway emulator shares."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mimgw.simulator._asgi import Handler
+
+if TYPE_CHECKING:
+    from mimgw.providers.base import Provider
+    from mimgw.simulator import Simulator
+
+__all__ = ["Clock", "GatewaySim", "Route"]
+
+Route = tuple[str, str, Handler]
+"""(method, path, handler). Paths match exactly."""
+
+
+class Clock:
+    """The simulator's time: real time plus whatever the tests advanced it by."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+    def time(self) -> float:
+        return time.time() + self._offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._offset)
+
+
+class GatewaySim(ABC):
+    """One emulated gateway: its routes, accounts, messages and forced answers.
+
+    ``force(code)`` makes the next submit answer with that documented code (the
+    gateway's own error format), ``times`` times. Transport faults live on the
+    :class:`~mimgw.simulator.Simulator` (``sim.fail(...)``).
+    """
+
+    key: ClassVar[str]
+    """Also the provider's ``kind``."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self._forced: deque[str] = deque()
+        self._ids = itertools.count(1)
+        self.rng = random.Random(f"{self.key}:{sim.seed}")  # noqa: S311 - not for security
+        self.requests = 0
+        """How many requests reached this gateway's handlers (faulted ones excluded)."""
+
+    @property
+    def clock(self) -> Clock:
+        return self.sim.clock
+
+    def force(self, code: str | int, times: int = 1) -> None:
+        """Answer the next ``times`` submits with the documented code ``code``."""
+        self._forced.extend([str(code)] * times)
+
+    def take_forced(self) -> str | None:
+        return self._forced.popleft() if self._forced else None
+
+    def next_number(self) -> int:
+        return next(self._ids)
+
+    @abstractmethod
+    def routes(self) -> list[Route]:
+        """The documented endpoints this gateway serves."""
+
+    @abstractmethod
+    def provider_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments (credentials, sender, base_url) for a provider talking to us."""
+
+    @abstractmethod
+    def provider(self, **overrides: Any) -> Provider:
+        """A provider wired to this simulator in-process."""

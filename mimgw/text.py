@@ -1,0 +1,82 @@
+"""Text analysis: GSM-7 or UCS-2, how many characters and segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+__all__ = ["Encoding", "TextInfo", "analyse_text"]
+
+Encoding = Literal["gsm7", "ucs2"]
+
+# GSM 03.38 default alphabet and its extension table (extension characters take two septets).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+SINGLE = {"gsm7": 160, "ucs2": 70}
+"""Units that fit one standalone segment."""
+CONCAT = {"gsm7": 153, "ucs2": 67}
+"""Units that fit one segment of a concatenated message (the rest is the UDH)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextInfo:
+    """What a text costs on the air interface."""
+
+    encoding: Encoding
+    characters: int
+    """Unicode code points, as a person would count them."""
+    units: int
+    """Septets (GSM-7, extension characters count two) or UTF-16 code units (UCS-2)."""
+    segments: int
+
+    @property
+    def unicode(self) -> bool:
+        return self.encoding == "ucs2"
+
+    @property
+    def long(self) -> bool:
+        return self.segments > 1
+
+
+def _unit_sizes(text: str, encoding: Encoding) -> list[int]:
+    if encoding == "gsm7":
+        return [2 if ch in _GSM_EXTENSION else 1 for ch in text]
+    return [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+
+
+def _count_segments(sizes: list[int], total: int, encoding: Encoding) -> int:
+    if total <= SINGLE[encoding]:
+        return 1 if total else 0
+    # Characters are never split across segments (an escape pair or a surrogate pair).
+    per, segments, used = CONCAT[encoding], 1, 0
+    for size in sizes:
+        if used + size > per:
+            segments += 1
+            used = 0
+        used += size
+    return segments
+
+
+@lru_cache(maxsize=1024)
+def analyse_text(text: str) -> TextInfo:
+    """Work out encoding, length and segment count of ``text``.
+
+    Any character outside the GSM 03.38 alphabet (Bangla, emoji, curly quotes)
+    makes the whole message UCS-2.
+    """
+    encoding: Encoding = (
+        "gsm7" if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text) else "ucs2"
+    )
+    sizes = _unit_sizes(text, encoding)
+    units = sum(sizes)
+    return TextInfo(
+        encoding=encoding,
+        characters=len(text),
+        units=units,
+        segments=_count_segments(sizes, units, encoding),
+    )
