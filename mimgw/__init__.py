@@ -1,9 +1,9 @@
 """mimgw: async SMS for Bangladeshi gateways behind one interface.
 
-    from mimgw.providers import MimSmsV4
+from mimgw.providers import MimSmsV4
 
-    async with MimSmsV4(username=..., api_key=..., sender="MyBrand") as sms:
-        receipt = await sms.send("01712345678", "Your code is 4711")
+async with MimSmsV4(username=..., api_key=..., sender="MyBrand") as sms:
+    receipt = await sms.send("01712345678", "Your code is 4711")
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -98,7 +99,11 @@ class HttpResponse:
 
     def bad(self, detail: str = "unexpected response") -> ProviderError:
         snippet = self.text.strip().replace("\n", " ")[:200]
-        text = f"{detail} (HTTP {self.status_code}): {snippet!r}" if snippet else f"{detail} (HTTP {self.status_code}, empty body)"
+        text = (
+            f"{detail} (HTTP {self.status_code}): {snippet!r}"
+            if snippet
+            else f"{detail} (HTTP {self.status_code}, empty body)"
+        )
         return self.error(ErrorKind.BAD_RESPONSE, text)
 
     def json(self) -> Any:
@@ -172,7 +177,10 @@ class HttpTransport:
         if self._client is None or self._client.is_closed:
             if self._client is not None and not self._owns_client:
                 raise ProviderError.of(
-                    ErrorKind.CONNECT_FAILED, self.provider, None, "the shared httpx client is closed"
+                    ErrorKind.CONNECT_FAILED,
+                    self.provider,
+                    None,
+                    "the shared httpx client is closed",
                 )
             self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
             self._owns_client = True
@@ -247,7 +255,9 @@ class HttpTransport:
         detail = f"{type(exc).__name__} on {safe_url}: {reason}"
         if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
             kind = ErrorKind.CONNECT_FAILED
-        elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
+        elif isinstance(
+            exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError
+        ):
             kind = ErrorKind.CONNECT_FAILED  # refused before anything left this process
         elif isinstance(exc, httpx.TooManyRedirects):
             kind = ErrorKind.BAD_RESPONSE
@@ -261,8 +271,6 @@ class HttpTransport:
 def _scrub(exc: httpx.HTTPError, redact: Redactor) -> httpx.HTTPError:
     """Remove secrets from an httpx exception before it is chained as a cause."""
     exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
-    try:
+    with contextlib.suppress(RuntimeError, httpx.InvalidURL):  # no request attached
         exc.request = httpx.Request(exc.request.method, redact(str(exc.request.url)))
-    except (RuntimeError, httpx.InvalidURL):  # no request attached
-        pass
     return exc

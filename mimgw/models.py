@@ -72,7 +72,7 @@ class Message(_Frozen):
             raise InvalidMessageError(_describe(exc)) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> Message:  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Message:
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:

@@ -61,7 +61,7 @@ class KindPolicy:
     retry: bool
     failover: bool
     sent: bool | None
-    """False: certainly nothing was sent. None: it may have been. True: it was (never, for errors)."""
+    """False: certainly nothing was sent; None: it may have been."""
 
 
 class ErrorKind(StrEnum):

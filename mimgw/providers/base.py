@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, tzinfo
 from types import TracebackType
@@ -46,6 +46,7 @@ __all__ = [
     "Capabilities",
     "Outgoing",
     "Provider",
+    "ReportListener",
     "TextLimits",
     "WebhookItem",
 ]
@@ -56,6 +57,7 @@ DHAKA = ZoneInfo("Asia/Dhaka")
 """Gateway-local times without a zone are read in this zone unless configured otherwise."""
 
 WebhookItem = DeliveryReport | InboundMessage
+ReportListener = Callable[[WebhookItem], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,8 @@ class Capabilities:
     balance: bool = False
     status: bool = False
     """Can pull the delivery status of one message from the gateway."""
+    reports: bool = False
+    """Can pull a batch of unread delivery reports (``fetch_reports``); often read-once."""
     webhook: bool = False
     """Pushes delivery reports or inbound messages to a URL of ours."""
     schedule: bool = False
@@ -184,6 +188,7 @@ class Provider(ABC):
         except (ValueError, KeyError) as exc:
             raise ConfigurationError(f"{self.name}: unknown timezone {timezone!r}") from exc
         self._redact = Redactor(s for s in secrets if s)
+        self._listeners: list[ReportListener] = []
         self._http = HttpTransport(
             provider=self.name,
             redactor=self._redact,
@@ -209,7 +214,8 @@ class Provider(ABC):
         await self._http.aclose()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r}, sender={self.sender!r})"
+        cls = type(self).__name__
+        return f"{cls}(name={self.name!r}, base_url={self.base_url!r}, sender={self.sender!r})"
 
     # -- public API ----------------------------------------------------------------
 
@@ -268,6 +274,27 @@ class Provider(ABC):
             final.append(outcome)
         return BulkResult(messages=tuple(batch), outcomes=tuple(final))
 
+    def add_listener(self, listener: ReportListener) -> None:
+        """Call ``listener`` with every report and inbound message this provider parses.
+
+        Several gateways hand a report over only once; the :class:`~mimgw.Gateway`
+        listens so that its ledger keeps everything, whoever asked.
+        """
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: ReportListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _publish(self, items: Iterable[WebhookItem]) -> None:
+        for item in items:
+            for listener in list(self._listeners):
+                try:
+                    listener(item)
+                except Exception:  # a listener's bug must not lose the caller's answer
+                    log.exception("%s: report listener failed", self.name)
+
     async def balance(self) -> Balance:
         """Account credit."""
         self._require("balance")
@@ -278,14 +305,27 @@ class Provider(ABC):
         self._require("status")
         if not isinstance(message_id, str) or not message_id.strip():
             raise InvalidMessageError("message_id must be a non-empty string")
-        return await self._status(message_id.strip())
+        report = await self._status(message_id.strip())
+        self._publish([report])
+        return report
+
+    async def fetch_reports(self, *, limit: int | None = None) -> list[DeliveryReport]:
+        """Pull every unread delivery report the gateway holds (read-once where it says so)."""
+        self._require("reports")
+        if limit is not None and limit < 1:
+            raise InvalidMessageError("limit must be at least 1")
+        reports = await self._fetch_reports(limit)
+        self._publish(reports)
+        return reports
 
     def parse_webhook(
         self, body: bytes, headers: Mapping[str, str] | None = None
     ) -> list[WebhookItem]:
         """Parse what the gateway pushed to our URL. Plain function: no I/O."""
         self._require("webhook")
-        return self._parse_webhook(body, headers or {})
+        items = self._parse_webhook(body, headers or {})
+        self._publish(items)
+        return items
 
     # -- preparation -----------------------------------------------------------------
 
@@ -337,6 +377,9 @@ class Provider(ABC):
 
     async def _status(self, message_id: str) -> DeliveryReport:
         raise self.unsupported("status")
+
+    async def _fetch_reports(self, limit: int | None) -> list[DeliveryReport]:
+        raise self.unsupported("reports")
 
     def _parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookItem]:
         raise self.unsupported("webhook")
@@ -408,5 +451,7 @@ def _timeout(value: float | httpx.Timeout | None, name: str) -> httpx.Timeout:
     if isinstance(value, httpx.Timeout):
         return value
     if isinstance(value, int | float) and value > 0:
-        return httpx.Timeout(float(value), connect=min(float(value), DEFAULT_TIMEOUT.connect or 5.0))
+        return httpx.Timeout(
+            float(value), connect=min(float(value), DEFAULT_TIMEOUT.connect or 5.0)
+        )
     raise ConfigurationError(f"{name}: timeout must be a positive number of seconds")

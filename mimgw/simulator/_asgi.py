@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -60,7 +60,9 @@ class SimResponse:
 
     @classmethod
     def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> SimResponse:
-        return cls(status=status, body=text.encode("utf-8"), content_type=f"{content_type}; charset=utf-8")
+        return cls(
+            status=status, body=text.encode("utf-8"), content_type=f"{content_type}; charset=utf-8"
+        )
 
     @classmethod
     def xml(cls, text: str, status: int = 200) -> SimResponse:
@@ -69,9 +71,9 @@ class SimResponse:
 
 Handler = Callable[[SimRequest], Awaitable[SimResponse]]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 async def read_request(scope: Scope, receive: Receive) -> SimRequest:
@@ -83,7 +85,9 @@ async def read_request(scope: Scope, receive: Receive) -> SimRequest:
         chunks.append(event.get("body", b""))
         if not event.get("more_body", False):
             break
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
     client = scope.get("client")
     return SimRequest(
         method=scope["method"].upper(),
