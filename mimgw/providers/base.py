@@ -254,7 +254,7 @@ class Provider(ABC):
                     f"send_bulk takes Message objects, not {type(item).__name__}"
                 )
         self._require("send")
-        limit = concurrency or self.default_concurrency
+        limit = self.default_concurrency if concurrency is None else concurrency
         if limit < 1:
             raise ConfigurationError("concurrency must be at least 1")
         outcomes: list[Receipt | MimgwError | None] = [None] * len(batch)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mimgw import analyse_text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "units", "segments"),
+    [
+        ("", "gsm7", 0, 0),
+        ("a", "gsm7", 1, 1),
+        ("a" * 160, "gsm7", 160, 1),
+        ("a" * 161, "gsm7", 161, 2),
+        ("a" * 306, "gsm7", 306, 2),
+        ("a" * 307, "gsm7", 307, 3),
+        ("€" * 80, "gsm7", 160, 1),  # extension characters take two septets
+        ("€" * 81, "gsm7", 162, 2),
+        ("a" * 152 + "€", "gsm7", 154, 1),
+        ("a" * 159 + "€", "gsm7", 161, 2),  # the escape pair is not split: 152 + (7+2)
+        ("আমার সোনার বাংলা", "ucs2", 16, 1),
+        ("অ" * 70, "ucs2", 70, 1),
+        ("অ" * 71, "ucs2", 71, 2),
+        ("অ" * 134, "ucs2", 134, 2),
+        ("অ" * 135, "ucs2", 135, 3),
+        ("hello “quoted”", "ucs2", 14, 1),  # curly quotes are not GSM-7
+        ("😀" * 35, "ucs2", 70, 1),  # astral characters take two UTF-16 units
+        ("😀" * 36, "ucs2", 72, 2),
+        ("Ünïcode àé", "ucs2", 10, 1),  # ï is not in the GSM alphabet
+        ("ÄÖÜäöüàé", "gsm7", 8, 1),
+    ],
+)
+def test_analysis(text: str, encoding: str, units: int, segments: int) -> None:
+    info = analyse_text(text)
+    assert (info.encoding, info.units, info.segments) == (encoding, units, segments)
+    assert info.characters == len(text)
+    assert info.unicode is (encoding == "ucs2")
+    assert info.long is (segments > 1)
+
+
+def test_one_bangla_character_makes_the_whole_message_ucs2() -> None:
+    assert analyse_text("a" * 100 + "ক").encoding == "ucs2"
+
+
+@given(st.text(max_size=800))
+def test_segments_hold_every_unit(text: str) -> None:
+    info = analyse_text(text)
+    per = {"gsm7": (160, 153), "ucs2": (70, 67)}[info.encoding]
+    if info.units <= per[0]:
+        assert info.segments == (1 if info.units else 0)
+    else:
+        assert info.segments * per[1] >= info.units
+        assert (info.segments - 1) * per[1] < info.units + info.segments  # at most 1 lost per seg
