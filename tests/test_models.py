@@ -40,7 +40,7 @@ def test_message_keeps_a_given_reference() -> None:
         ({"to": "01712345678", "text": "x", "sender": " "}, "sender"),
         ({"to": "01712345678", "text": "x", "reference": ""}, "reference"),
         ({"to": "01712345678", "text": "x", "category": "spam"}, "category"),
-        ({"to": "01712345678", "text": "x", "send_at": datetime(2030, 1, 1)}, "send_at"),  # noqa: DTZ001
+        ({"to": "01712345678", "text": "x", "send_at": datetime(2030, 1, 1)}, "send_at"),
         ({"to": None, "text": "x"}, "to"),
         ({"to": "01712345678", "text": "x", "colour": "red"}, "colour"),
     ],

@@ -169,7 +169,7 @@ def test_capabilities_are_introspectable() -> None:
 
 
 def test_local_time_uses_dhaka_by_default() -> None:
-    naive = datetime(2030, 1, 1, 12, 0)  # noqa: DTZ001
+    naive = datetime(2030, 1, 1, 12, 0)
     assert Echo().local_time(naive).utcoffset().total_seconds() == 6 * 3600  # type: ignore[union-attr]
 
 
