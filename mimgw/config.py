@@ -1,0 +1,436 @@
+"""Configuration with pydantic-settings: environment (``MIMGW_`` prefix, ``__`` nesting),
+a ``.env`` file and an optional TOML file build the whole :class:`~mimgw.Gateway`.
+
+Swapping the primary gateway is a configuration change: reorder ``providers`` (or set
+their ``order``). Credentials are :class:`~pydantic.SecretStr`; invalid configuration
+raises :class:`~mimgw.ConfigurationError` naming the field, never echoing a value.
+See ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mimgw.breaker import BreakerPolicy
+from mimgw.errors import ConfigurationError
+from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
+from mimgw.limits import RateLimit
+from mimgw.providers.base import Provider
+from mimgw.retry import RedeliveryPolicy, RetryPolicy
+
+if TYPE_CHECKING:
+    from mimgw.gateway import Gateway
+
+__all__ = [
+    "PROVIDER_MODULES",
+    "BreakerSettings",
+    "DiniSoftSettings",
+    "GatewaySettings",
+    "IMIconnectSettings",
+    "LedgerSettings",
+    "LimitSettings",
+    "MimSmsV3JsonSettings",
+    "MimSmsV3Settings",
+    "MimSmsV4Settings",
+    "ProviderSettings",
+    "RedeliverySettings",
+    "RetrySettings",
+    "build_gateway",
+    "describe_validation_error",
+    "provider_class",
+]
+
+PROVIDER_MODULES: dict[str, tuple[str, str]] = {
+    "mimsms_v4": ("mimgw.providers.mimsms_v4", "MimSmsV4"),
+    "mimsms_v3": ("mimgw.providers.mimsms_v3", "MimSmsV3"),
+    "mimsms_v3_json": ("mimgw.providers.mimsms_v3_json", "MimSmsV3Json"),
+    "dinisoft": ("mimgw.providers.dinisoft", "DiniSoft"),
+    "imiconnect": ("mimgw.providers.imiconnect", "IMIconnect"),
+}
+"""Provider kind -> (module, class), imported only when configured."""
+
+
+def provider_class(kind: str) -> type[Provider]:
+    """The provider class for ``kind``, from ``mimgw.providers.PROVIDER_CLASSES`` or lazily."""
+    registry = getattr(importlib.import_module("mimgw.providers"), "PROVIDER_CLASSES", None)
+    if isinstance(registry, Mapping) and kind in registry:
+        return cast("type[Provider]", registry[kind])
+    try:
+        module, attr = PROVIDER_MODULES[kind]
+    except KeyError:
+        raise ConfigurationError(f"kind: unknown provider kind {kind!r}") from None
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"kind: provider {kind!r} is not available: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, Provider)):
+        raise ConfigurationError(f"kind: {module}.{attr} is not a Provider")
+    return found
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitSettings(_Section):
+    rate: PositiveFloat | None = None
+    burst: PositiveInt | None = None
+    max_in_flight: PositiveInt | None = None
+
+    def to_limit(self) -> RateLimit:
+        return RateLimit(rate=self.rate, burst=self.burst, max_in_flight=self.max_in_flight)
+
+
+class _ProviderCommon(_Section):
+    name: str | None = None
+    sender: str | None = None
+    base_url: str | None = None
+    timeout: PositiveFloat | None = None
+    weight: NonNegativeFloat = 1.0
+    order: int | None = None
+    """Lower goes first; providers without one follow in listed order."""
+    enabled: bool = True
+    limits: LimitSettings | None = None
+    timezone: str | None = None
+    """Zone of the gateway's naive timestamps (default Asia/Dhaka)."""
+
+    def credentials(self) -> dict[str, Any]:
+        """Constructor arguments particular to the kind (optional ones only when set)."""
+        raise NotImplementedError
+
+    def constructor_kwargs(self, client: httpx.AsyncClient | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "sender": self.sender,
+            "name": self.name,
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "client": client,
+        }
+        if self.timezone is not None:
+            kwargs["timezone"] = self.timezone
+        kwargs.update((k, v) for k, v in self.credentials().items() if v is not None)
+        return kwargs
+
+
+def _secret(value: SecretStr) -> str:
+    return value.get_secret_value()
+
+
+class MimSmsV4Settings(_ProviderCommon):
+    kind: Literal["mimsms_v4"]
+    username: str
+    api_key: SecretStr
+    campaign_id: str | None = None
+    method: Literal["json", "query"] | None = None
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "api_key": _secret(self.api_key),
+            "campaign_id": self.campaign_id,
+            "method": self.method,
+        }
+
+
+class MimSmsV3Settings(_ProviderCommon):
+    kind: Literal["mimsms_v3"]
+    username: str
+    password: SecretStr
+    binary_unicode: bool | None = None
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "username": self.username,
+            "password": _secret(self.password),
+            "binary_unicode": self.binary_unicode,
+        }
+
+
+class MimSmsV3JsonSettings(_ProviderCommon):
+    kind: Literal["mimsms_v3_json"]
+    username: str
+    password: SecretStr
+
+    def credentials(self) -> dict[str, Any]:
+        return {"username": self.username, "password": _secret(self.password)}
+
+
+class DiniSoftSettings(_ProviderCommon):
+    kind: Literal["dinisoft"]
+    api_key: SecretStr
+    secret_key: SecretStr
+    client_name: str | None = None
+    balance_url: str | None = None
+    secure: bool | None = None
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "api_key": _secret(self.api_key),
+            "secret_key": _secret(self.secret_key),
+            "client_name": self.client_name,
+            "balance_url": self.balance_url,
+            "secure": self.secure,
+        }
+
+
+class IMIconnectSettings(_ProviderCommon):
+    kind: Literal["imiconnect"]
+    service_key: SecretStr
+    notify_url: str | None = None
+    notify_data: str | None = None
+    priority: str | None = None
+    tld: Literal["io", "com", "in"] | None = None
+
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "service_key": _secret(self.service_key),
+            "notify_url": self.notify_url,
+            "notify_data": self.notify_data,
+            "priority": self.priority,
+            "tld": self.tld,
+        }
+
+
+ProviderSettings = Annotated[
+    MimSmsV4Settings
+    | MimSmsV3Settings
+    | MimSmsV3JsonSettings
+    | DiniSoftSettings
+    | IMIconnectSettings,
+    Field(discriminator="kind"),
+]
+_KINDS = frozenset(PROVIDER_MODULES)
+
+
+class RetrySettings(_Section):
+    attempts: PositiveInt = 3
+    initial: NonNegativeFloat = 0.2
+    max_backoff: NonNegativeFloat = 5.0
+    multiplier: float = Field(default=2.0, ge=1.0)
+    jitter: bool = True
+    deadline: PositiveFloat | None = 30.0
+    resend_unknown: bool = False
+
+    def to_policy(self) -> RetryPolicy:
+        return RetryPolicy(**self.model_dump())
+
+
+class BreakerSettings(_Section):
+    enabled: bool = True
+    threshold: PositiveInt = 5
+    cooldown: NonNegativeFloat = 30.0
+    account_threshold: PositiveInt = 1
+    account_cooldown: NonNegativeFloat = 600.0
+    probe_balance: bool = False
+
+    def to_policy(self) -> BreakerPolicy | None:
+        if not self.enabled:
+            return None
+        return BreakerPolicy(**self.model_dump(exclude={"enabled"}))
+
+
+class LedgerSettings(_Section):
+    backend: Literal["memory", "sqlite"] = "memory"
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _sqlite_needs_path(self) -> LedgerSettings:
+        if self.backend == "sqlite" and self.path is None:
+            raise ValueError("path is required for the sqlite ledger")
+        return self
+
+    def build(self) -> Ledger:
+        if self.backend == "sqlite":
+            assert self.path is not None
+            return SqliteLedger(self.path)
+        return MemoryLedger()
+
+
+class RedeliverySettings(_Section):
+    enabled: bool = False
+    delays: list[NonNegativeFloat] = Field(default_factory=lambda: [300.0, 1800.0, 7200.0])
+    """Seconds before the 1st, 2nd, … redelivery (the last repeats)."""
+    target: Literal["same", "route"] = "same"
+    max_redeliveries: int | None = Field(default=None, ge=0)
+
+    @field_validator("delays")
+    @classmethod
+    def _not_empty(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("at least one delay is required")
+        return value
+
+    def to_policy(self) -> RedeliveryPolicy | None:
+        if not self.enabled:
+            return None
+        return RedeliveryPolicy(
+            delays=tuple(timedelta(seconds=d) for d in self.delays),
+            target=self.target,
+            max_redeliveries=self.max_redeliveries,
+        )
+
+
+class GatewaySettings(BaseSettings):
+    """Everything a :class:`~mimgw.Gateway` needs, from init values, ``MIMGW_*`` environment
+    variables, a ``.env`` file and a TOML file (in that order of precedence)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MIMGW_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",  # a shared .env holds other applications' variables too
+        frozen=True,
+    )
+
+    providers: list[ProviderSettings] = Field(min_length=1)
+    strategy: Literal["priority", "round_robin", "weighted"] = "priority"
+    on_unknown: Literal["raise", "failover"] = "raise"
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    limits: LimitSettings | None = None
+    """Default pacing for every provider; a provider's own ``limits`` wins."""
+    ledger: LedgerSettings = LedgerSettings()
+    redelivery: RedeliverySettings = RedeliverySettings()
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(describe_validation_error(exc)) from None
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_as_list(cls, value: object) -> object:
+        """Accept a table keyed by name (and env-style ``0``, ``1`` … keys)."""
+        if not isinstance(value, Mapping):
+            return value
+        if value and all(str(k).isdigit() for k in value):
+            return [value[k] for k in sorted(value, key=lambda k: int(k))]
+        items = []
+        for key, item in value.items():
+            if isinstance(item, Mapping) and "name" not in item:
+                item = {**item, "name": str(key)}
+            items.append(item)
+        return items
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        toml: str | Path | None = None,
+        env_file: str | Path | None = None,
+        **values: Any,
+    ) -> GatewaySettings:
+        """Read the settings; ``toml`` adds a TOML file, ``env_file`` replaces ``.env``."""
+        target: type[GatewaySettings] = cls
+        if toml is not None:
+            path = Path(toml)
+            if not path.is_file():
+                raise ConfigurationError(f"toml: no such file: {path}")
+            config = SettingsConfigDict(**{**cls.model_config, "toml_file": path})
+            target = cast(
+                "type[GatewaySettings]", type(cls.__name__, (cls,), {"model_config": config})
+            )
+        if env_file is not None:
+            values["_env_file"] = env_file
+        try:
+            return target(**values)
+        except ValueError as exc:  # a TOML syntax error surfaces as a ValueError subclass
+            if isinstance(exc, ConfigurationError):
+                raise
+            raise ConfigurationError(f"toml: cannot read {toml}: {exc}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """``providers.0.api_key: Field required; …`` — locations and messages, never values."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _KINDS)]
+        where = ".".join(loc) or "settings"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def build_gateway(settings: GatewaySettings, *, client: httpx.AsyncClient | None = None) -> Gateway:
+    """A :class:`~mimgw.Gateway` with every enabled provider, in configured order."""
+    from mimgw.gateway import Gateway
+
+    chosen = [(i, p) for i, p in enumerate(settings.providers) if p.enabled]
+    if not chosen:
+        raise ConfigurationError("providers: no provider is enabled")
+    chosen.sort(key=lambda t: (t[1].order is None, t[1].order or 0, t[0]))
+    providers: list[Provider] = []
+    weights: dict[str, float] = {}
+    limits: dict[str, RateLimit] = {}
+    for index, item in chosen:
+        name = item.name or item.kind
+        if name in weights:
+            raise ConfigurationError(
+                f"providers.{index}.name: another provider is already named {name!r}"
+            )
+        cls = provider_class(item.kind)
+        try:
+            providers.append(cls(**{**item.constructor_kwargs(client), "name": name}))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"providers.{index}: {exc}") from None
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"providers.{index}: {cls.__name__} rejected the settings: {exc}"
+            ) from None
+        weights[name] = item.weight
+        limit = item.limits or settings.limits
+        if limit is not None:
+            limits[name] = limit.to_limit()
+    return Gateway(
+        providers,
+        strategy=settings.strategy,
+        weights=weights if settings.strategy == "weighted" else None,
+        retry=settings.retry.to_policy(),
+        breaker=settings.breaker.to_policy(),
+        limits=limits or None,
+        ledger=settings.ledger.build(),
+        on_unknown=settings.on_unknown,
+        redelivery=settings.redelivery.to_policy(),
+    )

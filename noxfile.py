@@ -1,0 +1,49 @@
+"""Developer tasks: ``uvx nox`` (or ``uv run nox``) runs tests, lint and typecheck.
+
+Every session runs through ``uv run`` so it uses the project's locked environment.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = False
+
+
+def uv_run(session: nox.Session, *args: str, group: str | None = None) -> None:
+    extra = ("--group", group) if group else ()
+    session.run("uv", "run", "--locked", *extra, *args, external=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (extra pytest arguments pass through: ``nox -s tests -- -k fastapi``)."""
+    uv_run(session, "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    uv_run(session, "ruff", "check", "mimgw", "tests", "benchmarks", "noxfile.py")
+    uv_run(session, "ruff", "format", "--check", "mimgw", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    uv_run(session, "mypy", "--strict", "mimgw")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; warnings (broken links, missing pages) are errors."""
+    uv_run(session, "mkdocs", "build", "--strict", *session.posargs, group="docs")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The overhead benchmark; results go to benchmarks/results.json."""
+    args = session.posargs or ["--json", "benchmarks/results.json"]
+    uv_run(session, "python", "benchmarks/bench_overhead.py", *args)
