@@ -8,6 +8,8 @@ async with MimSmsV4(username=..., api_key=..., sender="MyBrand") as sms:
 
 from __future__ import annotations
 
+from mimgw.breaker import BreakerPolicy, BreakerState, CircuitBreaker, CircuitOpenError
+from mimgw.config import GatewaySettings
 from mimgw.errors import (
     AccessDeniedError,
     AllProvidersFailedError,
@@ -29,9 +31,13 @@ from mimgw.errors import (
     UnsupportedOperationError,
     WebhookAuthError,
 )
+from mimgw.gateway import Gateway
+from mimgw.ledger import Ledger, LedgerEntry, LedgerError, MemoryLedger, SqliteLedger
+from mimgw.limits import RateLimit
 from mimgw.models import Balance, BulkResult, DeliveryReport, InboundMessage, Message, Receipt
 from mimgw.phone import normalize_number
 from mimgw.providers.base import Capabilities, Provider
+from mimgw.retry import RedeliveryPolicy, RetryPolicy
 from mimgw.taxonomy import ErrorKind, State
 from mimgw.text import TextInfo, analyse_text
 
@@ -43,27 +49,41 @@ __all__ = [
     "AuthenticationError",
     "BadResponseError",
     "Balance",
+    "BreakerPolicy",
+    "BreakerState",
     "BulkResult",
     "Capabilities",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "ConfigurationError",
     "ConnectFailedError",
     "ContentRejectedError",
     "DeliveryReport",
     "ErrorKind",
+    "Gateway",
+    "GatewaySettings",
     "InboundMessage",
     "InsufficientBalanceError",
     "InvalidMessageError",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerError",
+    "MemoryLedger",
     "Message",
     "MimgwError",
     "OutcomeUnknownError",
     "Provider",
     "ProviderError",
     "ProviderUnavailableError",
+    "RateLimit",
     "RateLimitedError",
     "Receipt",
     "RecipientRejectedError",
+    "RedeliveryPolicy",
     "RequestRejectedError",
+    "RetryPolicy",
     "SenderRejectedError",
+    "SqliteLedger",
     "State",
     "TextInfo",
     "UnsupportedOperationError",

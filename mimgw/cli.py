@@ -21,9 +21,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
 import argparse
 import asyncio
 import csv
-import importlib
 import logging
-import pkgutil
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -40,7 +38,7 @@ from mimgw import __version__
 from mimgw.errors import InvalidMessageError, MimgwError, ProviderError
 from mimgw.gateway import Gateway
 from mimgw.models import Balance, DeliveryReport, InboundMessage, Message, Receipt
-from mimgw.providers.base import Provider
+from mimgw.providers import PROVIDER_CLASSES, Provider
 from mimgw.simulator import Simulator
 
 __all__ = ["main"]
@@ -491,21 +489,8 @@ def _report_line(report: DeliveryReport) -> str:
 
 
 def provider_classes() -> list[type[Provider]]:
-    """Every provider class of mimgw, in a stable order (simulated gateways first)."""
-    package = importlib.import_module("mimgw.providers")
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    found: dict[str, type[Provider]] = {}
-    stack: list[type[Provider]] = list(Provider.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        kind = cls.__dict__.get("kind")
-        if isinstance(kind, str) and cls.__module__.startswith("mimgw.providers."):
-            found.setdefault(kind, cls)
-    order = {kind: i for i, kind in enumerate(SIMULATED_KINDS)}
-    return sorted(found.values(), key=lambda c: (order.get(c.kind, len(order)), c.kind))
+    """Every provider class of mimgw, in the order the documentation lists them."""
+    return list(PROVIDER_CLASSES.values())
 
 
 _CAPABILITY_ROWS = (

@@ -9,7 +9,6 @@ See ``docs/configuration.md``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -39,14 +38,13 @@ from mimgw.breaker import BreakerPolicy
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
 from mimgw.limits import RateLimit
-from mimgw.providers.base import Provider
+from mimgw.providers import PROVIDER_CLASSES, Provider
 from mimgw.retry import RedeliveryPolicy, RetryPolicy
 
 if TYPE_CHECKING:
     from mimgw.gateway import Gateway
 
 __all__ = [
-    "PROVIDER_MODULES",
     "BreakerSettings",
     "DiniSoftSettings",
     "GatewaySettings",
@@ -64,32 +62,12 @@ __all__ = [
     "provider_class",
 ]
 
-PROVIDER_MODULES: dict[str, tuple[str, str]] = {
-    "mimsms_v4": ("mimgw.providers.mimsms_v4", "MimSmsV4"),
-    "mimsms_v3": ("mimgw.providers.mimsms_v3", "MimSmsV3"),
-    "mimsms_v3_json": ("mimgw.providers.mimsms_v3_json", "MimSmsV3Json"),
-    "dinisoft": ("mimgw.providers.dinisoft", "DiniSoft"),
-    "imiconnect": ("mimgw.providers.imiconnect", "IMIconnect"),
-}
-"""Provider kind -> (module, class), imported only when configured."""
-
-
 def provider_class(kind: str) -> type[Provider]:
-    """The provider class for ``kind``, from ``mimgw.providers.PROVIDER_CLASSES`` or lazily."""
-    registry = getattr(importlib.import_module("mimgw.providers"), "PROVIDER_CLASSES", None)
-    if isinstance(registry, Mapping) and kind in registry:
-        return cast("type[Provider]", registry[kind])
+    """The provider class configured as ``kind``."""
     try:
-        module, attr = PROVIDER_MODULES[kind]
+        return PROVIDER_CLASSES[kind]
     except KeyError:
         raise ConfigurationError(f"kind: unknown provider kind {kind!r}") from None
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"kind: provider {kind!r} is not available: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, Provider)):
-        raise ConfigurationError(f"kind: {module}.{attr} is not a Provider")
-    return found
 
 
 class _Section(BaseModel):
@@ -223,7 +201,7 @@ ProviderSettings = Annotated[
     | IMIconnectSettings,
     Field(discriminator="kind"),
 ]
-_KINDS = frozenset(PROVIDER_MODULES)
+_KINDS = frozenset(PROVIDER_CLASSES)
 
 
 class RetrySettings(_Section):

@@ -7,7 +7,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +67,12 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """A response whose text is already redacted."""
+    """One gateway answer.
+
+    ``text`` is redacted and is what ``raw`` fields and error messages carry; ``body`` is
+    the text as received, for parsing only, so that a credential that happens to occur in
+    a value (a short numeric password inside a message id) cannot change what is parsed.
+    """
 
     provider: str
     status_code: int
@@ -77,6 +82,12 @@ class HttpResponse:
     """The redacted URL."""
     elapsed: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    body: str = field(default="", repr=False, compare=False)
+    redact: Callable[[str], str] = field(default=str, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.body:
+            object.__setattr__(self, "body", self.text)
 
     def error(
         self,
@@ -86,12 +97,12 @@ class HttpResponse:
         code: str | int | None = None,
         retry_after: float | None = None,
     ) -> ProviderError:
-        """An error of ``kind`` that keeps this body as ``raw``."""
+        """An error of ``kind`` that keeps this body (redacted) as ``raw``."""
         return ProviderError.of(
             kind,
             self.provider,
             code,
-            detail,
+            self.redact(detail),
             raw=self.text[:RAW_LIMIT],
             http_status=self.status_code,
             retry_after=retry_after,
@@ -109,7 +120,7 @@ class HttpResponse:
     def json(self) -> Any:
         """The body as JSON; a ``BAD_RESPONSE`` error when it is not JSON."""
         try:
-            return json.loads(self.text)
+            return json.loads(self.body)
         except (ValueError, RecursionError):
             raise self.bad("body is not JSON") from None
 
@@ -136,7 +147,7 @@ class HttpResponse:
                 code=429,
                 retry_after=parse_retry_after(self.headers.get("retry-after")),
             )
-        if status >= 500 and not _looks_structured(self.text):
+        if status >= 500 and not _looks_structured(self.body):
             # the proxy in front of the gateway answered; the gateway may or may not have acted
             kind = ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
             if status == 503 and submit and self.headers.get("retry-after"):
@@ -238,6 +249,8 @@ class HttpTransport:
             text=self.redact(text),
             url=safe_url,
             elapsed=elapsed,
+            body=text,
+            redact=self.redact,
         )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

@@ -183,3 +183,17 @@ async def test_shared_client_is_not_closed_by_us() -> None:
     with pytest.raises(ProviderError) as info:
         _ = http.client
     assert info.value.kind is ErrorKind.CONNECT_FAILED
+
+
+@respx.mock
+async def test_response_keeps_the_received_body_for_parsing_only() -> None:
+    respx.get(URL).respond(200, text=f'{{"id": "{SECRET}"}}')
+    transport = make()
+    response = await transport.request("GET", URL, submit=False)
+    assert response.json() == {"id": SECRET}
+    assert SECRET not in response.text
+    assert SECRET not in repr(response)
+    error = response.error(ErrorKind.BAD_RESPONSE, f"odd id {SECRET}")
+    assert SECRET not in str(error)
+    assert SECRET not in (error.raw or "")
+    await transport.aclose()

@@ -252,7 +252,7 @@ class DiniSoft(Provider):
         response = await self._request(
             "GET", self.balance_url, submit=False, query=[("client", self.client_name)]
         )
-        text = response.text.strip()
+        text = response.body.strip()
         if response.status_code != 200 or not _DECIMAL.fullmatch(text):
             raise response.bad("balance page did not answer a decimal amount")
         try:
@@ -271,7 +271,7 @@ def _parse(response: HttpResponse) -> dict[str, Any]:
     Bodies written with typographic quotes (as in the vendor's tables) are accepted too.
     """
     data: Any = None
-    for candidate in (response.text, response.text.translate(_CURLY)):
+    for candidate in (response.body, response.body.translate(_CURLY)):
         try:
             data = json.loads(candidate)
             break

@@ -212,7 +212,7 @@ class IMIconnect(Provider):
 
     def _match(self, response: HttpResponse, refs: Sequence[str]) -> list[Any]:
         """Response items for each reference: by correlationid, else by position."""
-        data = response.json_object() if response.text.strip() else None
+        data = response.json_object() if response.body.strip() else None
         items = data.get("response") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise response.bad("no 'response' list")

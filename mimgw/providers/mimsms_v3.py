@@ -175,7 +175,7 @@ class MimSmsV3(Provider):
             submit=False,
             query=[("username", self._username), ("password", self._password), ("cmd", "Credits")],
         )
-        text = response.text.strip()
+        text = response.body.strip()
         if response.status_code == 200 and _AMOUNT.fullmatch(text):
             try:
                 return Balance(provider=self.name, amount=Decimal(text), raw=response.text)
@@ -285,7 +285,7 @@ class MimSmsV3(Provider):
 
     def _parse(self, response: HttpResponse) -> Element | int:
         """The body as a bare integer code or a safely parsed XML element."""
-        text = response.text.strip()
+        text = response.body.strip()
         if _INTEGER.fullmatch(text):
             return int(text)
         if not text.startswith("<"):

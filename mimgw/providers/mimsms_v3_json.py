@@ -296,16 +296,16 @@ class MimSmsV3Json(Provider):
         )
 
     def _parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookItem]:
-        text = self._redact(body.decode("utf-8", errors="replace"))
+        text = body.decode("utf-8", errors="replace")
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
             data = None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict):  # self.error redacts raw
             raise self.error(
                 ErrorKind.BAD_RESPONSE, "pushed body is not a JSON object", raw=text[:RAW_LIMIT]
             )
-        return list(self._results(data, None, raw=text))
+        return list(self._results(data, None, raw=self._redact(text)))
 
     # -- parsing ---------------------------------------------------------------------------
 

@@ -748,3 +748,17 @@ def test_any_body_gives_a_result_or_a_mimgw_error(body: str, status: int, method
                     assert result.provider == "mimsms_v4"
 
     asyncio.run(run())
+
+
+@respx.mock
+async def test_a_credential_inside_a_value_does_not_change_what_is_parsed() -> None:
+    # a short key that also occurs in the gateway's answer: parsed as sent, redacted in raw
+    respx.post(f"{BASE}/SMS").respond(json={**OK, "trxnId": "TRX4242"})
+    respx.post(f"{BASE}/Balance").respond(json={"statusCode": "200", "responseResult": "4242"})
+    async with make(api_key="4242") as sms:
+        receipt = await sms.send("01712345678", "hello")
+        balance = await sms.balance()
+    assert receipt.message_id == "TRX4242"
+    assert balance.amount == Decimal("4242")
+    assert "4242" not in str(receipt.raw)
+    assert "4242" not in str(balance.raw)
