@@ -127,7 +127,12 @@ def _describe(exc: ValidationError) -> str:
 
 
 class Receipt(_Frozen):
-    """A gateway's answer to a submit: it took the message and gave it an id."""
+    """A gateway's answer to a submit: it took the message.
+
+    ``message_id`` is the gateway's id for it, and ``""`` in the one documented case
+    where a gateway accepts a message without naming it (a DiniSoft success row):
+    such a message cannot be looked up with ``status()``.
+    """
 
     provider: str
     message_id: str

@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -64,7 +64,25 @@ DELIVERY_STATES: dict[str, State] = {
 }
 """``getstatus`` answers that describe the message."""
 
+TEXT_STATES: dict[str, State] = {
+    "DELIVRD": State.DELIVERED,
+    "DELIVERED": State.DELIVERED,
+    "PENDING": State.PENDING,
+    "SENT": State.SENT,
+    "ACCEPTD": State.ACCEPTED,
+    "ACCEPTED": State.ACCEPTED,
+    "UNDELIV": State.UNDELIVERABLE,
+    "EXPIRED": State.EXPIRED,
+    "REJECTD": State.REJECTED,
+    "REJECTED": State.REJECTED,
+}
+"""``Text`` words (any case) read only when the ``Status`` code is not in the tables above."""
+
 READ_ONCE_CODE = "114"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MILLIS = Decimal(253_402_300_799_999)
+"""The last millisecond of year 9999."""
+_BOM = "\ufeff"
 _CURLY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"'})
 _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -164,10 +182,13 @@ class DiniSoft(Provider):
             if text is not None and str(text).strip().upper() not in ("ACCEPTD", "ACCEPTED"):
                 raise response.bad("status 0 with a text that does not say accepted")
             message_id = body.get("messageid")
+            if message_id is None or (isinstance(message_id, str) and not message_id.strip()):
+                # the documented success row carries no id: the message was taken, but
+                # there is nothing to ask getstatus about; say so rather than fail it
+                log.warning("%s: message accepted without a Message_ID", self.name)
+                return outgoing.receipt(self.name, "", raw=response.text)
             if not isinstance(message_id, str | int) or isinstance(message_id, bool):
-                raise response.bad("accepted without a message id")
-            if not str(message_id).strip():
-                raise response.bad("accepted without a message id")
+                raise response.bad("accepted with a message id that is not text or a number")
             return outgoing.receipt(self.name, str(message_id).strip(), raw=response.text)
         raise _code_error(response, code, body, SUBMIT_ERRORS)
 
@@ -209,11 +230,14 @@ class DiniSoft(Provider):
             )
         if code in STATUS_ERRORS:
             raise _code_error(response, code, body, STATUS_ERRORS)
-        state = DELIVERY_STATES.get(code, State.UNKNOWN)
-        if state is State.UNKNOWN and code not in self._unmapped_logged:
-            self._unmapped_logged.add(code)
-            log.warning("%s: unmapped getstatus code %r (raw kept)", self.name, code)
         text = body.get("text")
+        state = DELIVERY_STATES.get(code)
+        if state is None:
+            word = text.strip().upper() if isinstance(text, str) else ""
+            state = TEXT_STATES.get(word, State.UNKNOWN)
+            if code not in self._unmapped_logged:
+                self._unmapped_logged.add(code)
+                log.warning("%s: unmapped getstatus code %r (raw kept)", self.name, code)
         report = DeliveryReport(
             provider=self.name,
             message_id=message_id,
@@ -252,7 +276,7 @@ class DiniSoft(Provider):
         response = await self._request(
             "GET", self.balance_url, submit=False, query=[("client", self.client_name)]
         )
-        text = response.body.strip()
+        text = response.body.replace(_BOM, "").strip()
         if response.status_code != 200 or not _DECIMAL.fullmatch(text):
             raise response.bad("balance page did not answer a decimal amount")
         try:
@@ -271,7 +295,8 @@ def _parse(response: HttpResponse) -> dict[str, Any]:
     Bodies written with typographic quotes (as in the vendor's tables) are accepted too.
     """
     data: Any = None
-    for candidate in (response.body, response.body.translate(_CURLY)):
+    body = response.body.replace(_BOM, "")
+    for candidate in (body, body.translate(_CURLY)):
         try:
             data = json.loads(candidate)
             break
@@ -316,12 +341,12 @@ def _epoch_ms(value: object) -> datetime | None:
 
     A bad timestamp never costs the report itself: the final status is read only once.
     """
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    if not text.isdigit() or int(text) == 0:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     try:
-        return datetime.fromtimestamp(int(text) / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
+        millis = Decimal(str(value).strip())
+    except InvalidOperation:
         return None
+    if not millis.is_finite() or not 1 <= millis <= _MAX_MILLIS:
+        return None
+    return _EPOCH + timedelta(microseconds=int(millis * 1000))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar, Literal
 
 import anyio
@@ -28,9 +28,14 @@ __all__ = ["IMIconnect"]
 
 MESSAGING_PATH = "/resources/v1/messaging"
 QUEUED = "1001"
+_REFUSALS: dict[int, tuple[ErrorKind, str]] = {
+    401: (ErrorKind.AUTH, "service key refused"),
+    403: (ErrorKind.ACCESS_DENIED, "access denied"),
+}
 
 DELIVERY_STATES: dict[str, State] = {
     "delivered": State.DELIVERED,
+    "delivrd": State.DELIVERED,
     "deliveredtohandset": State.DELIVERED,
     "sent": State.SENT,
     "submitted": State.SENT,
@@ -45,8 +50,10 @@ DELIVERY_STATES: dict[str, State] = {
     "undelivered": State.UNDELIVERABLE,
     "undeliverable": State.UNDELIVERABLE,
     "notdelivered": State.UNDELIVERABLE,
+    "undeliv": State.UNDELIVERABLE,
     "expired": State.EXPIRED,
     "rejected": State.REJECTED,
+    "rejectd": State.REJECTED,
 }
 """``deliveryStatus`` words (lowercase, no spaces) to states; anything else is UNKNOWN."""
 
@@ -82,6 +89,7 @@ class IMIconnect(Provider):
         notify_url: str | None = None,
         notify_data: str | None = None,
         priority: str | int | None = None,
+        validity: timedelta | None = None,
         tld: Literal["io", "com", "in"] | None = None,
         name: str | None = None,
         base_url: str | None = None,
@@ -106,6 +114,11 @@ class IMIconnect(Provider):
             client=client,
             timezone=timezone,
         )
+        if validity is not None and (
+            not isinstance(validity, timedelta) or validity <= timedelta(0)
+        ):
+            raise ConfigurationError(f"{self.name}: validity must be a positive timedelta")
+        self.validity = validity
         if notify_url is not None and not notify_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"{self.name}: notify_url must start with http:// or https://")
         self._extras: dict[str, str] = {
@@ -121,9 +134,15 @@ class IMIconnect(Provider):
     # -- submit ------------------------------------------------------------------------
 
     def _object(self, to: str, reference: str, sms: dict[str, str], **extra: Any) -> dict[str, Any]:
+        timing: dict[str, str] = {}
+        if self.validity is not None:
+            # a naive local time, as the gateway's own timestamps are written
+            until = datetime.now(self.timezone) + self.validity
+            timing["expiry"] = until.replace(tzinfo=None).isoformat(timespec="seconds")
         return {
             "correlationid": reference,
             **self._extras,
+            **timing,
             **extra,
             "deliverychannel": "sms",
             "channels": {"sms": sms},
@@ -191,10 +210,15 @@ class IMIconnect(Provider):
         response = await self._request(
             "POST", MESSAGING_PATH, submit=True, json_body=body, headers={"key": self._key}
         )
-        if response.status_code == 401:
-            raise response.error(ErrorKind.AUTH, "service key refused", code=401)
-        if response.status_code == 403:
-            raise response.error(ErrorKind.ACCESS_DENIED, "access denied", code=403)
+        refusal = _REFUSALS.get(response.status_code)
+        if refusal is not None:
+            kind, detail = refusal
+            code, description = _stated_code(response)
+            raise response.error(
+                kind,
+                f"{detail}: {description}" if description else detail,
+                code=code or response.status_code,
+            )
         return response
 
     # -- response mapping ----------------------------------------------------------------
@@ -215,6 +239,12 @@ class IMIconnect(Provider):
         data = response.json_object() if response.body.strip() else None
         items = data.get("response") if isinstance(data, dict) else None
         if not isinstance(items, list):
+            code, description = _stated_code(response)
+            if code is not None and code != QUEUED:
+                # one refusal for the whole request, not a list of items
+                raise response.error(
+                    ErrorKind.REQUEST_REJECTED, description or "rejected", code=code
+                )
             raise response.bad("no 'response' list")
         matched: list[Any] = [None] * len(refs)
         waiting: dict[str, deque[int]] = defaultdict(deque)
@@ -273,6 +303,7 @@ class IMIconnect(Provider):
 
     def _parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookItem]:
         text = body if isinstance(body, str) else bytes(body).decode("utf-8", errors="replace")
+        text = text.removeprefix("\ufeff")
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
@@ -344,6 +375,31 @@ class IMIconnect(Provider):
             return self.local_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
         except ValueError:
             return None
+
+
+def _stated_code(response: HttpResponse) -> tuple[str | None, str | None]:
+    """The gateway's own code and description in a body that has no usable item list.
+
+    Looks at the first ``response`` item (a list or a single object) or, failing
+    that, the top level; ``(None, None)`` when the body states no code.
+    """
+    try:
+        data = json.loads(response.body)
+    except (ValueError, RecursionError):
+        return None, None
+    items = data.get("response") if isinstance(data, dict) else None
+    if isinstance(items, list):
+        items = items[0] if items else None
+    for entry in (items, data):
+        if not isinstance(entry, dict):
+            continue
+        code = entry.get("code")
+        if isinstance(code, bool) or not isinstance(code, str | int) or not str(code).strip():
+            continue
+        description = entry.get("description")
+        text = description.strip() if isinstance(description, str) else ""
+        return str(code).strip(), response.redact(text) or None
+    return None, None
 
 
 def _number(value: object) -> str | None:

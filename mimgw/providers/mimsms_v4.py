@@ -10,8 +10,9 @@ operator DLR table is still offered through :meth:`MimSmsV4.parse_dlr`.
 from __future__ import annotations
 
 import logging
+import math
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from decimal import Decimal, InvalidOperation
@@ -22,14 +23,14 @@ import httpx
 from pydantic import SecretStr
 
 from mimgw.errors import ConfigurationError, InvalidMessageError, MimgwError, ProviderError
-from mimgw.http import HttpResponse
+from mimgw.http import HttpResponse, Query
 from mimgw.models import Balance, DeliveryReport, Message, Receipt
 from mimgw.phone import normalize_number
 from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits
 from mimgw.taxonomy import ErrorKind, State
 from mimgw.text import TextInfo
 
-__all__ = ["DLR_TABLE", "ERRORS", "DlrRow", "MimSmsV4"]
+__all__ = ["DLR_TABLE", "ERRORS", "CampaignRequiredError", "DlrRow", "MimSmsV4"]
 
 log = logging.getLogger("mimgw.providers.mimsms_v4")
 
@@ -60,6 +61,16 @@ ERRORS: dict[str, tuple[ErrorKind, str]] = {
     "210": (ErrorKind.REQUEST_REJECTED, "campaign id is not valid"),
 }
 """``statusCode`` values other than 200 and 401, as (kind, explanation)."""
+_KNOWN_CODES = frozenset({SUCCESS, "401", *ERRORS})
+
+
+class CampaignRequiredError(ConfigurationError, InvalidMessageError):
+    """A promotional message for a provider configured without ``campaign_id``.
+
+    Raised before any request. It is both a configuration problem (no approved
+    campaign configured) and a message this gateway cannot take as given, so it is
+    both a :class:`~mimgw.ConfigurationError` and an :class:`~mimgw.InvalidMessageError`.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +108,15 @@ DLR_TABLE: dict[str, DlrRow] = {
 "SMS Failed" is not here: the table has two rows of that name, told apart by their
 description (see :func:`classify_sms_failed`).
 """
+_DLR_INDEX: dict[str, DlrRow] = {
+    **{key.replace(" ", ""): row for key, row in DLR_TABLE.items()},
+    # the same rows under shortened names seen in operator exports
+    "absentsubscriber": DLR_TABLE["absent subscriber for sm"],
+    "smsctimeout": DLR_TABLE["smsc timeout abort"],
+}
+"""Lookup by the name with every space and punctuation mark removed."""
 
-SMS_FAILED = "sms failed"
+SMS_FAILED = "smsfailed"
 SMS_FAILED_SENDER_BLOCK = _row(State.REJECTED, 0, "sender id blocked by the operator")
 SMS_FAILED_NETWORK = _row(State.UNDELIVERABLE, 3, "network failure on the SMSC link")
 SMS_FAILED_UNCLEAR = DlrRow(
@@ -112,10 +130,15 @@ _SENDER_BLOCK_WORDS = ("sender", "illegal", "block")
 _NETWORK_WORDS = ("network", "smsc", "link")
 _UNKNOWN_LOG_LIMIT = 1024
 _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+_GROUPED = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
 def _fold(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
 
 
 def classify_sms_failed(description: str | None) -> DlrRow:
@@ -206,7 +229,7 @@ class MimSmsV4(Provider):
 
     def _check(self, message: Message, info: TextInfo) -> None:
         if message.category == "promotional" and self.campaign_id is None:
-            raise ConfigurationError(
+            raise CampaignRequiredError(
                 f"{self.name}: promotional messages need campaign_id= "
                 "(the approved MiMSMS campaign id)"
             )
@@ -322,6 +345,29 @@ class MimSmsV4(Provider):
         path = ONE_TO_MANY_QUERY_PATH if many else SEND_QUERY_PATH
         return await self._request("GET", path, submit=True, query=query)
 
+    async def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        submit: bool,
+        query: Query | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """As the base, but a body carrying a documented ``statusCode`` outranks the HTTP status.
+
+        A 429 (or any status) whose body says ``statusCode`` 200 with a ``trxnId`` was
+        accepted: reporting it as rate limited would invite a duplicate resend.
+        """
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        response = await self._http.request(
+            method, url, query=query, json_body=json_body, headers=headers, submit=submit
+        )
+        if _documented_code(response) is None:
+            response.check_transport_status(submit=submit)
+        return response
+
     # -- balance ---------------------------------------------------------------------------
 
     async def _balance(self) -> Balance:
@@ -368,8 +414,13 @@ class MimSmsV4(Provider):
             raise InvalidMessageError("status must be a non-empty string")
         if description is not None and not isinstance(description, str):
             raise InvalidMessageError("description must be a string or None")
-        key = _fold(status)
-        row = classify_sms_failed(description) if key == SMS_FAILED else DLR_TABLE.get(key)
+        key = _compact(status)
+        row: DlrRow | None
+        if key.startswith(SMS_FAILED):
+            # the description tells the two rows apart; it may also trail the name itself
+            row = classify_sms_failed(" ".join(t for t in (status, description) if t))
+        else:
+            row = _DLR_INDEX.get(key)
         if row is None:
             self._log_unknown(status.strip())
         raw = status if description is None else f"{status} | {description}"
@@ -395,6 +446,21 @@ class MimSmsV4(Provider):
 
 
 # -- response parsing ---------------------------------------------------------------------------
+
+
+def _documented_code(response: HttpResponse) -> str | None:
+    """The body's ``statusCode`` when the body is a JSON object carrying a documented one."""
+    try:
+        body = response.json_object()
+    except ProviderError:
+        return None
+    for key, value in body.items():
+        if str(key).strip().lower() == "statuscode":
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                return None
+            code = str(value).strip().lstrip("0") or "0"
+            return code if code in _KNOWN_CODES else None
+    return None
 
 
 def _succeeded(response: HttpResponse) -> dict[str, Any]:
@@ -428,9 +494,14 @@ def _failure(response: HttpResponse, code: str, body: dict[str, Any]) -> Provide
     result = body.get("responseresult")
     said = result.strip()[:200] if isinstance(result, str) else ""
     if code == "401":
-        folded = _fold(said)
+        word = body.get("status")
+        folded = _fold(f"{said} {word if isinstance(word, str) else ''}")
         if "black" in folded or "block" in folded:
-            kind, why = ErrorKind.ACCESS_DENIED, "source IP address is blacklisted at the gateway"
+            kind, why = (
+                ErrorKind.ACCESS_DENIED,
+                "source IP address is blacklisted at the gateway; ask the MiMSMS account "
+                "manager to lift it",
+            )
         else:
             kind, why = ErrorKind.AUTH, "username or api key refused"
     elif code in ERRORS:
@@ -444,7 +515,11 @@ def _failure(response: HttpResponse, code: str, body: dict[str, Any]) -> Provide
 def _decimal(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
-    text = str(value).strip()
+    if isinstance(value, int | float):  # a JSON number
+        return Decimal(str(value)) if math.isfinite(value) else None
+    text = value.strip()
+    if _GROUPED.fullmatch(text):  # "1,234.50"
+        text = text.replace(",", "")
     if not _DECIMAL.fullmatch(text):
         return None
     try:

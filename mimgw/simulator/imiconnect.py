@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IMIconnectSim", "SimImiMessage"]
 
+DELIVERED_CODE = "7500"
 _LOCAL = ZoneInfo("Asia/Dhaka")
 """Zone of the naive timestamps the simulator writes (the provider's default)."""
 
@@ -142,6 +143,9 @@ class IMIconnectSim(GatewaySim):
             },
             "transid": message.transid,
         }
+        if status == "Delivered":
+            # the only delivery code the vendor shows; others are left out, not guessed
+            note["deliveryInfo"]["code"] = DELIVERED_CODE
         if message.correlationid:
             note["correlationid"] = message.correlationid
         if message.notify_data:

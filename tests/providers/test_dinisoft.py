@@ -196,9 +196,7 @@ async def test_curly_quoted_rejection_keeps_its_code() -> None:
         '{"Status": "zero"}',
         '{"Status": true}',
         '{"Status": 0.5, "Message_ID": "1"}',
-        '{"Status": "0", "Text": "ACCEPTD"}',
-        '{"Status": "0", "Text": "ACCEPTD", "Message_ID": ""}',
-        '{"Status": "0", "Text": "ACCEPTD", "Message_ID": null}',
+        '{"Status": "0", "Text": "ACCEPTD", "Message_ID": ["1"]}',
         '{"Status": "0", "Text": "REJECTD", "Message_ID": "7"}',
     ],
 )
@@ -211,6 +209,24 @@ async def test_undocumented_submit_bodies_are_bad_responses(body: str) -> None:
     assert info.value.kind is ErrorKind.BAD_RESPONSE
     assert info.value.may_have_been_sent
     assert info.value.raw == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"Status": "0", "Text": "Acceptd"}',
+        '{"Status": "0", "Text": "ACCEPTD", "Message_ID": ""}',
+        '{"Status": "0", "Text": "ACCEPTD", "Message_ID": null}',
+    ],
+)
+@respx.mock
+async def test_accepted_without_an_id_is_a_receipt_without_an_id(body: str) -> None:
+    # the submit code table's success row has no Message_ID: the message was taken
+    respx.get(f"{BASE}/sendtext").respond(200, text=body)
+    async with make() as sms:
+        receipt = await sms.send("01712345678", "hi")
+    assert (receipt.state, receipt.message_id, receipt.to) == (State.ACCEPTED, "", "8801712345678")
+    assert receipt.raw == body
 
 
 @respx.mock
