@@ -15,7 +15,12 @@ REDACTED = "***"
 
 
 class Redactor:
-    """Replaces every known secret, in every encoding it may travel in, with ``***``."""
+    """Replaces every known secret, in every encoding it may travel in, with ``***``.
+
+    Secrets of any length are replaced. Redaction is for what is shown (logs, errors,
+    ``raw``); responses are parsed from the text as received, so a short secret that
+    also occurs in an answer changes how it is displayed, never what it means.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._needles: list[str] = []
@@ -23,7 +28,7 @@ class Redactor:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        if not secret or len(secret) < 3:
+        if not secret:
             return
         forms = {secret, secret.strip(), quote(secret, safe=""), quote_plus(secret), quote(secret)}
         for form in forms:
@@ -104,8 +109,10 @@ _LOGGERS = (
 
 
 def install_log_filter() -> None:
-    """Clean the records of httpx and httpcore, which print request URLs (with query secrets)."""
-    for name in _LOGGERS:
+    """Clean the records of httpx and httpcore, which print request URLs (with query secrets),
+    and of every ``mimgw`` logger that exists by now (each module makes its own at import)."""
+    ours = [n for n in logging.Logger.manager.loggerDict if n.startswith("mimgw.")]
+    for name in (*_LOGGERS, *ours):
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
             logger.addFilter(_filter)

@@ -47,7 +47,7 @@ def test_retry_after_http_date() -> None:
 
 
 def test_redactor_covers_encoded_forms() -> None:
-    r = Redactor([SECRET, None or "", "ab"])  # too short / empty secrets are ignored
+    r = Redactor([SECRET, None or ""])  # empty secrets are ignored
     assert r(f"key={SECRET}") == "key=***"
     assert r("key=s3cr3t%20key%2F%2B%3D%26") == "key=***"
     assert r("key=s3cr3t+key%2F%2B%3D%26") == "key=***"
@@ -197,3 +197,20 @@ async def test_response_keeps_the_received_body_for_parsing_only() -> None:
     assert SECRET not in str(error)
     assert SECRET not in (error.raw or "")
     await transport.aclose()
+
+
+def test_short_secrets_are_redacted_too() -> None:
+    r = Redactor(["k9"])
+    assert r("key=k9&x=1") == "key=***&x=1"
+
+
+def test_log_filter_covers_provider_module_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    import mimgw.providers  # noqa: F401 - the provider modules create their loggers
+
+    transport = make()  # installs the filter; its redactor knows SECRET
+    logger = logging.getLogger("mimgw.providers.dinisoft")
+    with caplog.at_level(logging.DEBUG, logger="mimgw"):
+        logger.warning("leaking %s", SECRET)
+    assert SECRET not in caplog.text
+    assert "leaking ***" in caplog.text
+    assert transport.redact(SECRET) == "***"
