@@ -62,6 +62,7 @@ __all__ = [
     "provider_class",
 ]
 
+
 def provider_class(kind: str) -> type[Provider]:
     """The provider class configured as ``kind``."""
     try:
@@ -75,7 +76,7 @@ class _Section(BaseModel):
 
 
 class LimitSettings(_Section):
-    rate: PositiveFloat | None = None
+    rate: PositiveFloat | None = Field(default=None, allow_inf_nan=False)
     burst: PositiveInt | None = None
     max_in_flight: PositiveInt | None = None
 
@@ -401,6 +402,10 @@ def build_gateway(settings: GatewaySettings, *, client: httpx.AsyncClient | None
         limit = item.limits or settings.limits
         if limit is not None:
             limits[name] = limit.to_limit()
+    if settings.strategy == "weighted" and not any(w > 0 for w in weights.values()):
+        raise ConfigurationError(
+            "providers.weight: the weighted strategy needs an enabled provider with weight > 0"
+        )
     return Gateway(
         providers,
         strategy=settings.strategy,

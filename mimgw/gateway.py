@@ -32,7 +32,7 @@ from mimgw.limits import Limiter, RateLimit
 from mimgw.models import Balance, BulkResult, Category, DeliveryReport, Message, Receipt
 from mimgw.providers.base import Capabilities, Provider, ReportListener, WebhookItem
 from mimgw.retry import Operation, RedeliveryPolicy, RetryPolicy, retry_call
-from mimgw.taxonomy import ErrorKind
+from mimgw.taxonomy import ErrorKind, State
 
 if TYPE_CHECKING:
     from mimgw.config import GatewaySettings
@@ -48,6 +48,9 @@ OnUnknown = Literal["raise", "failover"]
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_BREAKER = BreakerPolicy()
 _REFUSALS = (InvalidMessageError, ConfigurationError, UnsupportedOperationError)
+_RECORD_GRACE = 30.0
+"""Seconds a submit's ledger write may take once the gateway has taken the message;
+it is shielded from cancellation for that long."""
 
 
 def _utcnow() -> datetime:
@@ -97,6 +100,10 @@ class Gateway:
         self._breakers = {
             n: CircuitBreaker(n, breaker) for n in self._providers if breaker is not None
         }
+        if isinstance(limits, Mapping) and set(limits) - set(self._providers):
+            # a misspelt name would silently leave that gateway unpaced
+            unknown = sorted(set(limits) - set(self._providers))
+            raise ConfigurationError(f"limits: unknown provider(s) {unknown}")
         self._limiters = {n: Limiter(_limit_for(limits, n)) for n in self._providers}
         self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         self._turn = itertools.count()
@@ -328,6 +335,18 @@ class Gateway:
             balance = await self._call(name, "read", lambda p: p.balance(), use_breaker=False)
         except ProviderError as exc:
             breaker.record_error(exc)
+            if exc.failover and not exc.may_have_been_sent:
+                raise
+            # no message was submitted, whatever the read said (a lost answer, a garbled
+            # page): report it as "gateway unavailable" so the message fails over
+            raise ProviderError.of(
+                ErrorKind.PROVIDER_UNAVAILABLE,
+                name,
+                "balance_probe",
+                f"balance probe failed ({exc.kind.value}): {exc.detail}",
+            ) from exc
+        except BaseException:  # cancelled: free the half-open probe slot for the next call
+            breaker.release()
             raise
         if balance.amount <= 0:
             error = ProviderError.of(
@@ -418,7 +437,9 @@ class Gateway:
         if provider is not None:
             self._provider(provider)
         entries = await self.ledger.find(message_id, provider=provider)
-        entry = entries[0] if entries else None
+        # several gateways may have said something about this id (one of them only "no
+        # idea", while looking for it): the one that sent it, or knows its state, wins
+        entry = max(entries, key=_relevance) if entries else None
         if provider is None and entry is not None:
             provider = entry.provider
         if provider is None:
@@ -444,6 +465,7 @@ class Gateway:
     async def _status_anywhere(self, message_id: str) -> DeliveryReport:
         """An id the ledger does not know: ask each gateway that can pull, in order."""
         errors: list[ProviderError] = []
+        unknown: DeliveryReport | None = None
         for name, gateway in self._providers.items():
             if not gateway.capabilities.status:
                 errors.append(gateway.unsupported("status"))
@@ -453,7 +475,12 @@ class Gateway:
             except ProviderError as exc:
                 errors.append(exc)
                 continue
+            if report.state is State.UNKNOWN:  # "no report for that id": maybe not ours
+                unknown = unknown or report
+                continue
             return await self._recorded(report)
+        if unknown is not None:
+            return await self._recorded(unknown)
         if len(errors) == 1:
             raise errors[0]
         tried = "; ".join(str(e) for e in errors)
@@ -521,28 +548,42 @@ class Gateway:
             self._pending.append(item)
 
     async def flush(self) -> None:
-        """Record every report the providers have parsed since the last flush."""
+        """Record every report the providers have parsed since the last flush.
+
+        A report leaves the queue only once it is recorded and acted upon: a ledger
+        failure or a cancellation puts the rest back for the next flush. Recording a
+        report twice is harmless (the ledger ignores duplicates) and the follow-up in
+        :meth:`_after_record` is idempotent, so it runs even when nothing changed.
+        """
         while self._pending:
             batch, self._pending = self._pending, []
             for index, report in enumerate(batch):
                 try:
-                    entry, changed = await self.ledger.record_report(report)
+                    entry, _changed = await self.ledger.record_report(report)
+                    await self._after_record(entry)
                 except MimgwError:
                     log.exception("ledger: recording a report failed; will retry")
                     self._pending[:0] = batch[index:]
                     return
-                if changed:
-                    await self._after_record(entry)
+                except BaseException:  # cancelled: nothing fetched may be dropped
+                    self._pending[:0] = batch[index:]
+                    raise
 
     # -- ledger and redelivery -----------------------------------------------------------
 
     async def _record_submit(self, receipt: Receipt, message: Message, *, attempt: int) -> None:
         keep = message if self.redelivery is not None else None
-        try:
-            entry = await self.ledger.record_submit(receipt, attempt=attempt, message=keep)
-            await self._after_record(entry)
-        except MimgwError:  # the gateway took the message: never turn that into an error
-            log.exception("ledger: recording submit %s failed", receipt.message_id)
+        # the gateway took the message: a cancellation arriving now must not lose the
+        # record of it (the caller is cancelled right after, with the entry written);
+        # a ledger that hangs is still given up on after a grace period
+        with anyio.move_on_after(_RECORD_GRACE, shield=True) as scope:
+            try:
+                entry = await self.ledger.record_submit(receipt, attempt=attempt, message=keep)
+                await self._after_record(entry)
+            except MimgwError:  # never turn an accepted message into an error
+                log.exception("ledger: recording submit %s failed", receipt.message_id)
+        if scope.cancelled_caught:
+            log.error("ledger: recording submit %s timed out", receipt.message_id)
 
     async def _after_record(self, entry: LedgerEntry) -> None:
         """Schedule a redelivery the report allows, or settle a final entry."""
@@ -569,7 +610,8 @@ class Gateway:
 
         Each resubmission carries the original reference and is recorded as the next
         attempt; the failed entry is settled first, so a message is never resent twice
-        for one report.
+        for one report. Settling is the claim: of several gateways (workers) sharing a
+        ledger, only the one whose settle succeeded resends; the others skip the entry.
         """
         if self.redelivery is None:
             return []
@@ -577,14 +619,18 @@ class Gateway:
             await self.flush()
             outcomes: list[Receipt | MimgwError] = []
             for entry in await self.ledger.due(self._now(), limit=limit):
-                outcomes.append(await self._redeliver(entry, self.redelivery))
+                outcome = await self._redeliver(entry, self.redelivery)
+                if outcome is not None:
+                    outcomes.append(outcome)
             return outcomes
 
     async def _redeliver(
         self, entry: LedgerEntry, policy: RedeliveryPolicy
-    ) -> Receipt | MimgwError:
+    ) -> Receipt | MimgwError | None:
+        """Resend one due entry; None when another worker sharing the ledger took it."""
         message = entry.message()
-        await self.ledger.settle(entry.provider, entry.message_id)
+        if await self.ledger.settle(entry.provider, entry.message_id) is False:
+            return None
         if message is None:
             return InvalidMessageError(f"{entry.message_id}: text no longer kept; not resent")
         pin = entry.provider if policy.target == "same" else None
@@ -609,9 +655,12 @@ class Gateway:
 
         async def forever() -> None:
             while True:
-                try:
-                    if pull_reports:
+                if pull_reports:
+                    try:
                         await self.fetch_reports()
+                    except MimgwError as exc:  # a gateway down must not stall redelivery
+                        log.warning("redelivery loop: pulling reports: %s", exc)
+                try:
                     await self.redeliver_due()
                 except MimgwError as exc:
                     log.warning("redelivery loop: %s", exc)
@@ -654,6 +703,11 @@ def _named(providers: Sequence[Provider] | Mapping[str, Provider]) -> dict[str, 
             raise ConfigurationError(f"providers: two providers are named {name!r}")
         named[name] = provider
     return named
+
+
+def _relevance(entry: LedgerEntry) -> tuple[bool, bool]:
+    """Order of preference among ledger entries sharing a message id (ties: newest)."""
+    return entry.submitted, entry.state is not State.UNKNOWN
 
 
 def _limit_for(limits: RateLimit | Mapping[str, RateLimit] | None, name: str) -> RateLimit | None:

@@ -198,8 +198,14 @@ class Ledger(ABC):
         """Set (or with ``None`` clear) when the entry's redelivery is due."""
 
     @abstractmethod
-    async def settle(self, provider: str, message_id: str) -> None:
-        """Mark the entry as needing nothing more: erase its text, cancel any redelivery."""
+    async def settle(self, provider: str, message_id: str) -> bool | None:
+        """Mark the entry as needing nothing more: erase its text, cancel any redelivery.
+
+        Returns True when this call settled it, False when it was settled already or is
+        unknown: the check and the write must be atomic, so that of several workers
+        sharing a ledger exactly one wins the right to redeliver a message. (``None``
+        is read as True, for ledgers written before this was asked.)
+        """
 
     @abstractmethod
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
@@ -270,11 +276,13 @@ class MemoryLedger(Ledger):
                 update={"next_attempt_at": at, "updated_at": self._clock()}
             )
 
-    async def settle(self, provider: str, message_id: str) -> None:
+    async def settle(self, provider: str, message_id: str) -> bool:
         key = (provider, message_id)
         entry = self._entries.get(key)
-        if entry is not None:
-            self._entries[key] = _settled(entry, self._clock())
+        if entry is None or entry.settled:
+            return False
+        self._entries[key] = _settled(entry, self._clock())
+        return True
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         found = sorted(
@@ -461,15 +469,17 @@ class SqliteLedger(Ledger):
 
         await self._run(op)
 
-    async def settle(self, provider: str, message_id: str) -> None:
+    async def settle(self, provider: str, message_id: str) -> bool:
         now = self._clock()
 
-        def op(db: sqlite3.Connection) -> None:
+        def op(db: sqlite3.Connection) -> bool:
             entry = self._read(db, provider, message_id)
-            if entry is not None:
-                self._write(db, _settled(entry, now))
+            if entry is None or entry.settled:
+                return False
+            self._write(db, _settled(entry, now))
+            return True
 
-        await self._run(op)
+        return await self._run(op)
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         # ISO strings of UTC datetimes compare in time order

@@ -19,6 +19,8 @@ from mimgw.errors import ConfigurationError
 
 __all__ = ["Limiter", "RateLimit"]
 
+_EPSILON = 1e-9
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
@@ -38,8 +40,8 @@ class RateLimit:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigurationError("limits.rate must be positive (or None)")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise ConfigurationError("limits.rate must be a positive finite number (or None)")
         if self.burst is not None and self.burst < 1:
             raise ConfigurationError("limits.burst must be at least 1")
         if self.max_in_flight is not None and self.max_in_flight < 1:
@@ -75,8 +77,10 @@ class Limiter:
                 now = self.limit.clock()
                 self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * rate)
                 self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # a refill that falls short of 1 by a rounding error counts as a token:
+                # waiting for the last 1e-16 would not move a clock (a fake one never)
+                if self._tokens >= 1 - _EPSILON:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return
                 await self.limit.sleep((1 - self._tokens) / rate)
 
