@@ -287,8 +287,8 @@ class Gateway:
         return names
 
     def _fails_over(self, error: ProviderError) -> bool:
-        if error.kind is ErrorKind.OUTCOME_UNKNOWN:
-            return self.on_unknown == "failover"
+        if error.may_have_been_sent:  # OUTCOME_UNKNOWN, or an answer nobody can read
+            return error.failover or self.on_unknown == "failover"
         return error.failover
 
     async def _route_send(self, message: Message, pin: str | None) -> Receipt:

@@ -106,12 +106,22 @@ async def test_outcome_unknown_is_never_resent_and_never_fails_over_by_default()
     assert len(primary.submits) == 1 and backup.submits == []
 
 
-async def test_on_unknown_failover_moves_on_without_resending() -> None:
+@pytest.mark.parametrize("kind", [ErrorKind.OUTCOME_UNKNOWN, ErrorKind.BAD_RESPONSE])
+async def test_on_unknown_failover_moves_on_without_resending(kind: ErrorKind) -> None:
     gw, primary, _backup, _ = pair(on_unknown="failover")
-    primary.fail(ErrorKind.OUTCOME_UNKNOWN)
+    primary.fail(kind)
     receipt = await gw.send(TO, "hello")
     assert receipt.provider == "backup"
     assert len(primary.submits) == 1
+
+
+async def test_unreadable_submit_answer_neither_retries_nor_fails_over_by_default() -> None:
+    gw, primary, backup, _ = pair()
+    primary.fail(ErrorKind.BAD_RESPONSE)
+    with pytest.raises(ProviderError) as info:
+        await gw.send(TO, "hello")
+    assert info.value.kind is ErrorKind.BAD_RESPONSE
+    assert len(primary.submits) == 1 and backup.submits == []
 
 
 async def test_resend_unknown_opt_in_resubmits_with_the_same_reference() -> None:
