@@ -183,6 +183,8 @@ class IMIconnectSettings(_ProviderCommon):
     notify_data: str | None = None
     priority: str | None = None
     tld: Literal["io", "com", "in"] | None = None
+    validity: timedelta | None = None
+    """Sent as ``expiry`` (seconds, or ISO 8601 such as ``PT6H``)."""
 
     def credentials(self) -> dict[str, Any]:
         return {
@@ -191,6 +193,7 @@ class IMIconnectSettings(_ProviderCommon):
             "notify_data": self.notify_data,
             "priority": self.priority,
             "tld": self.tld,
+            "validity": self.validity,
         }
 
 

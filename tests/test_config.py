@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,18 @@ def test_build_rejects_duplicate_names_and_all_disabled() -> None:
     with pytest.raises(ConfigurationError, match=r"providers\.0") as caught:
         build_gateway(bad_url)
     assert SECRET not in str(caught.value)
+
+
+def test_imiconnect_validity_reaches_the_provider() -> None:
+    settings = GatewaySettings(
+        providers=[{"kind": "imiconnect", "service_key": SECRET, "validity": "PT6H"}]
+    )
+    gateway = build_gateway(settings)
+    provider = gateway.providers["imiconnect"]
+    assert getattr(provider, "validity", None) == timedelta(hours=6)
+    with pytest.raises(ConfigurationError, match="validity"):
+        build_gateway(
+            GatewaySettings(
+                providers=[{"kind": "imiconnect", "service_key": SECRET, "validity": 0}]
+            )
+        )
