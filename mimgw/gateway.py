@@ -629,7 +629,7 @@ class Gateway:
     ) -> Receipt | MimgwError | None:
         """Resend one due entry; None when another worker sharing the ledger took it."""
         message = entry.message()
-        if await self.ledger.settle(entry.provider, entry.message_id) is False:
+        if not await self.ledger.settle(entry.provider, entry.message_id):
             return None
         if message is None:
             return InvalidMessageError(f"{entry.message_id}: text no longer kept; not resent")
@@ -639,7 +639,16 @@ class Gateway:
         try:
             receipt = await self._route_send(message, pin)
         except MimgwError as exc:
-            log.warning("redelivery of %s failed: %s", entry.reference, exc)
+            if _transient_and_unsent(exc):
+                # nothing went out and the cause may pass: the message stays due, and
+                # this try does not count against what the report allows
+                at = self._now() + policy.delay(entry.redeliveries)
+                await self.ledger.restore(
+                    entry.model_copy(update={"next_attempt_at": at, "updated_at": self._now()})
+                )
+                log.warning("redelivery of %s postponed to %s: %s", entry.reference, at, exc)
+            else:
+                log.warning("redelivery of %s failed: %s", entry.reference, exc)
             return exc
         await self._record_submit(receipt, message, attempt=entry.attempt + 1)
         return receipt
@@ -703,6 +712,15 @@ def _named(providers: Sequence[Provider] | Mapping[str, Provider]) -> dict[str, 
             raise ConfigurationError(f"providers: two providers are named {name!r}")
         named[name] = provider
     return named
+
+
+def _transient_and_unsent(error: MimgwError) -> bool:
+    """Nothing was sent, and trying again later may succeed (a gateway down, paced,
+    or skipped by its breaker), on every gateway that was tried."""
+    attempts = error.attempts if isinstance(error, AllProvidersFailedError) else [error]
+    return bool(attempts) and all(
+        isinstance(a, ProviderError) and a.retryable and not a.may_have_been_sent for a in attempts
+    )
 
 
 def _relevance(entry: LedgerEntry) -> tuple[bool, bool]:

@@ -198,14 +198,18 @@ class Ledger(ABC):
         """Set (or with ``None`` clear) when the entry's redelivery is due."""
 
     @abstractmethod
-    async def settle(self, provider: str, message_id: str) -> bool | None:
+    async def settle(self, provider: str, message_id: str) -> bool:
         """Mark the entry as needing nothing more: erase its text, cancel any redelivery.
 
         Returns True when this call settled it, False when it was settled already or is
         unknown: the check and the write must be atomic, so that of several workers
-        sharing a ledger exactly one wins the right to redeliver a message. (``None``
-        is read as True, for ledgers written before this was asked.)
+        sharing a ledger exactly one wins the right to redeliver a message.
         """
+
+    @abstractmethod
+    async def restore(self, entry: LedgerEntry) -> None:
+        """Write ``entry`` back as given: undoes a redelivery claim (:meth:`settle`) when
+        the resend provably sent nothing, so the message stays due."""
 
     @abstractmethod
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
@@ -283,6 +287,9 @@ class MemoryLedger(Ledger):
             return False
         self._entries[key] = _settled(entry, self._clock())
         return True
+
+    async def restore(self, entry: LedgerEntry) -> None:
+        self._entries[(entry.provider, entry.message_id)] = entry
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         found = sorted(
@@ -480,6 +487,9 @@ class SqliteLedger(Ledger):
             return True
 
         return await self._run(op)
+
+    async def restore(self, entry: LedgerEntry) -> None:
+        await self._run(lambda db: self._write(db, entry))
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         # ISO strings of UTC datetimes compare in time order

@@ -219,3 +219,46 @@ async def test_v3_gsm_error_that_is_not_permanent_is_redelivered(sim: Simulator)
         latest, resent = outcomes[0].message_id, resent + 1
     assert resent == DEFAULT_RETRIES
     await gw.aclose()
+
+
+@pytest.mark.parametrize("ledger_kind", ["memory", "sqlite"])
+async def test_a_resend_that_sent_nothing_stays_due_and_does_not_count(ledger_kind: str) -> None:
+    clock = FakeClock()
+    ledger = (
+        MemoryLedger(clock=clock.now)
+        if ledger_kind == "memory"
+        else SqliteLedger(":memory:", clock=clock.now)
+    )
+    fake = FakeProvider(name="primary")
+    gw = fake_gateway_for(fake, clock=clock, redelivery=POLICY, ledger=ledger)
+    await gw.send(TO, "code 4711", reference="r")
+    await fail_latest(gw, fake, permanent=False, retries_allowed=1)
+    clock.advance(60)
+    fake.fail(ErrorKind.CONNECT_FAILED, times=3)  # the gateway is down for every retry
+    [outcome] = await gw.redeliver_due()
+    assert isinstance(outcome, MimgwError)
+    [entry] = await gw.history("r")
+    assert not entry.settled and entry.text == "code 4711" and entry.next_attempt_at is not None
+    assert await gw.redeliver_due() == []  # not before the backoff
+    clock.advance(60)
+    [receipt] = await gw.redeliver_due()  # back up: the one allowed redelivery happens
+    assert isinstance(receipt, Receipt) and receipt.reference == "r"
+    assert [e.attempt for e in await gw.history("r")] == [1, 2]
+    await fail_latest(gw, fake, permanent=False, retries_allowed=1)
+    clock.advance(3600)
+    assert await gw.redeliver_due() == []  # the allowance is spent
+    await gw.aclose()
+
+
+async def test_a_resend_refused_for_good_is_not_retried() -> None:
+    gw, fake, clock = single()
+    await gw.send(TO, "x", reference="r")
+    await fail_latest(gw, fake, permanent=False, retries_allowed=3)
+    clock.advance(60)
+    fake.fail(ErrorKind.AUTH)
+    [outcome] = await gw.redeliver_due()
+    assert isinstance(outcome, MimgwError)
+    clock.advance(3600)
+    assert await gw.redeliver_due() == []
+    [entry] = await gw.history("r")
+    assert entry.settled and entry.text is None
