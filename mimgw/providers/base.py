@@ -437,8 +437,12 @@ class Provider(ABC):
         response = await self._http.request(
             method, url, query=query, json_body=json_body, headers=headers, submit=submit
         )
-        response.check_transport_status(submit=submit)
+        self._check_transport(response, submit=submit)
         return response
+
+    def _check_transport(self, response: HttpResponse, *, submit: bool) -> None:
+        """Map 429 and bodiless 5xx; a gateway whose body outranks its HTTP status overrides."""
+        response.check_transport_status(submit=submit)
 
     def local_time(self, value: datetime) -> datetime:
         """Attach this gateway's zone to a naive timestamp."""

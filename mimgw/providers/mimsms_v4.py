@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from decimal import Decimal, InvalidOperation
@@ -23,7 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from mimgw.errors import ConfigurationError, InvalidMessageError, MimgwError, ProviderError
-from mimgw.http import HttpResponse, Query
+from mimgw.http import HttpResponse
 from mimgw.models import Balance, DeliveryReport, Message, Receipt
 from mimgw.phone import normalize_number
 from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits
@@ -345,28 +345,14 @@ class MimSmsV4(Provider):
         path = ONE_TO_MANY_QUERY_PATH if many else SEND_QUERY_PATH
         return await self._request("GET", path, submit=True, query=query)
 
-    async def _request(
-        self,
-        method: str,
-        path_or_url: str,
-        *,
-        submit: bool,
-        query: Query | None = None,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> HttpResponse:
-        """As the base, but a body carrying a documented ``statusCode`` outranks the HTTP status.
+    def _check_transport(self, response: HttpResponse, *, submit: bool) -> None:
+        """A body carrying a documented ``statusCode`` outranks the HTTP status.
 
         A 429 (or any status) whose body says ``statusCode`` 200 with a ``trxnId`` was
         accepted: reporting it as rate limited would invite a duplicate resend.
         """
-        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
-        response = await self._http.request(
-            method, url, query=query, json_body=json_body, headers=headers, submit=submit
-        )
         if _documented_code(response) is None:
             response.check_transport_status(submit=submit)
-        return response
 
     # -- balance ---------------------------------------------------------------------------
 
