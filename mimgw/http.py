@@ -160,9 +160,15 @@ class HttpResponse:
             )
 
 
+_HTML_STARTS = ("<!doctype", "<html", "<head", "<body", "<title", "<center", "<h1", "<p>")
+
+
 def _looks_structured(text: str) -> bool:
-    stripped = text.lstrip()
-    return stripped[:1] in ("{", "[") or stripped[:5] == "<?xml"
+    """JSON or XML from the gateway itself, as opposed to an empty or HTML error page."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped[:1] in ("{", "["):
+        return True
+    return stripped[:1] == "<" and not stripped[:9].lower().startswith(_HTML_STARTS)
 
 
 class HttpTransport:

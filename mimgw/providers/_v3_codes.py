@@ -141,7 +141,8 @@ STATUSES: dict[int, Status] = {
         Status(1, 1, "PENDING_TIME_VIOLATION", _P),
         # handed to the operator, not yet to the handset: not a final delivery
         Status(2, 3, "DELIVERED_TO_OPERATOR", _S),
-        Status(3, 1, "PENDING_WAITING_DELIVERY", _S),
+        # group 1: out of the gateway, but no report from the network yet
+        Status(3, 1, "PENDING_WAITING_DELIVERY", _P),
         Status(4, 2, "UNDELIVERABLE_REJECTED_OPERATOR", _U, permanent=False),
         Status(5, 3, "DELIVERED_TO_HANDSET", _D),
         Status(6, 5, "REJECTED_NETWORK", _R, _K.ACCESS_DENIED, True),

@@ -1,4 +1,7 @@
-"""MiMSMS v3 plain query API (legacy): send, Credits balance and the XML delivery-report pull.
+"""MiMSMS v3 plain query API (legacy): send, Credits balance, XML delivery reports.
+
+Delivery reports come pulled (``/api/v3/dr/pull``, read once) or pushed to a call-back
+URL (``parse_webhook``); both carry the same ``<DeliveryReport>`` document.
 
 Credentials travel in the query string (``user``/``password``; ``username`` for the
 balance command); the base redacts the password from URLs, logs, errors and ``raw``.
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
@@ -22,11 +25,11 @@ from defusedxml.ElementTree import fromstring
 from pydantic import SecretStr
 
 from mimgw.errors import ConfigurationError, InvalidMessageError, ProviderError
-from mimgw.http import HttpResponse
+from mimgw.http import RAW_LIMIT, HttpResponse
 from mimgw.models import Balance, DeliveryReport, Message, Receipt
 from mimgw.providers._v3_codes import credential, dr_state, legacy_error, retries_for
-from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits
-from mimgw.taxonomy import State
+from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits, WebhookItem
+from mimgw.taxonomy import ErrorKind, State
 from mimgw.text import TextInfo
 
 __all__ = ["MimSmsV3"]
@@ -39,6 +42,8 @@ COMMAND_PATH = "/api/command"
 DR_PULL_PATH = "/api/v3/dr/pull"
 MAX_SENDER = 11
 MAX_CHARACTERS = 1080
+ACCEPT = {"Accept": "application/xml, text/plain;q=0.9, */*;q=0.5"}
+"""The plain API answers XML or a bare number, never JSON."""
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _AMOUNT = re.compile(r"\d+(?:\.\d+)?")
@@ -66,6 +71,7 @@ class MimSmsV3(Provider):
         balance=True,
         status=True,
         reports=True,
+        webhook=True,
         schedule=True,
         notes="delivery reports are pulled once and then gone; the ledger keeps them",
     )
@@ -127,22 +133,23 @@ class MimSmsV3(Provider):
             query.append(("binary", ucs2_hex(outgoing.text)))
         else:
             query.append((self.UNICODE_TEXT_PARAM if info.unicode else "SMSText", outgoing.text))
+        # the order of the vendor's examples: the schedule before the number, flags after it
+        query.append(("SendDateTime", delay))
         query.append(("GSM", outgoing.to))
         if info.long:
             query.append(("type", "longSMS"))
         if info.unicode:
             query.append(("datacoding", 8))
-        query.append(("SendDateTime", delay))
         short = not info.unicode and not info.long and delay is None
         response = await self._request(
-            "GET", SHORT_PATH if short else LONG_PATH, submit=True, query=query
+            "GET", SHORT_PATH if short else LONG_PATH, submit=True, query=query, headers=ACCEPT
         )
         body = self._parse(response)
         if isinstance(body, int):
             raise _code_error(response, body) if body else response.bad("status 0 without an id")
-        if body.tag.lower() != "results":
+        if _tag(body) != "results":
             raise response.bad("expected a results document")
-        results = [_result(e, response) for e in body if e.tag.lower() == "result"]
+        results = [_result(e, response) for e in body if _tag(e) == "result"]
         if not results:
             raise response.bad("no result in the answer")
         mine = [r for r in results if r[2].lstrip("+") == outgoing.to] or results
@@ -174,8 +181,9 @@ class MimSmsV3(Provider):
             COMMAND_PATH,
             submit=False,
             query=[("username", self._username), ("password", self._password), ("cmd", "Credits")],
+            headers=ACCEPT,
         )
-        text = response.body.strip()
+        text = response.body.lstrip("\ufeff").strip()
         if response.status_code == 200 and _AMOUNT.fullmatch(text):
             try:
                 return Balance(provider=self.name, amount=Decimal(text), raw=response.text)
@@ -184,21 +192,26 @@ class MimSmsV3(Provider):
         body = self._parse(response)
         if isinstance(body, int) and body < 0:
             raise _code_error(response, body)
-        if not isinstance(body, int) and body.tag.lower() == "results":
-            codes = [_result(e, response)[0] for e in body if e.tag.lower() == "result"]
+        if not isinstance(body, int) and _tag(body) == "results":
+            codes = [_result(e, response)[0] for e in body if _tag(e) == "result"]
             if codes and codes[0] < 0:
                 raise _code_error(response, codes[0])
         raise response.bad("Credits did not answer an amount")
 
     # -- delivery reports ------------------------------------------------------------------
 
-    async def reports(self, message_ids: Iterable[str] | None = None) -> list[DeliveryReport]:
+    async def reports(self, message_ids: str | Iterable[str] | None = None) -> list[DeliveryReport]:
         """Pull unread delivery reports, all of them or those of ``message_ids``.
 
+        ``message_ids`` is one id, a comma-separated string of ids, or an iterable of ids.
         The gateway hands each report out once; every report is passed to the listeners.
         """
         self._require("reports")
+        if isinstance(message_ids, str):
+            message_ids = message_ids.split(",")
         ids = None if message_ids is None else [_message_id(i) for i in message_ids]
+        if ids == []:
+            return []  # no ids asked for: pulling without messageid would consume every report
         found = await self._pull(ids)
         self._publish(found)
         return found
@@ -231,27 +244,51 @@ class MimSmsV3(Provider):
         ]
         if ids:
             query.append(("messageid", ",".join(ids)))
-        response = await self._request("GET", DR_PULL_PATH, submit=False, query=query)
+        response = await self._request(
+            "GET", DR_PULL_PATH, submit=False, query=query, headers=ACCEPT
+        )
         body = self._parse(response)
         if isinstance(body, int):
             raise _code_error(response, body) if body else response.bad("unexpected code 0")
-        if body.tag.lower() != "deliveryreport":
-            raise response.bad("expected a DeliveryReport document")
+        return self._delivery_reports(body, response.bad)
+
+    def _parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> list[WebhookItem]:
+        """Reports the gateway pushes to a call-back URL: the same XML as the pull answers."""
+        text = body.decode("utf-8", errors="replace")
+
+        def bad(detail: str) -> ProviderError:  # self.error redacts detail and raw
+            return self.error(ErrorKind.BAD_RESPONSE, f"pushed {detail}", raw=text[:RAW_LIMIT])
+
+        document = _read(text, bad)
+        if isinstance(document, int):
+            raise bad("body is a bare code, not a DeliveryReport document")
+        return list(self._delivery_reports(document, bad))
+
+    def _delivery_reports(
+        self, body: Element, bad: Callable[[str], ProviderError]
+    ) -> list[DeliveryReport]:
+        """The reports of a ``<DeliveryReport>`` document (or of one bare ``<message>``)."""
+        if _tag(body) == "message":
+            elements = [body]
+        elif _tag(body) == "deliveryreport":
+            elements = [e for e in body if _tag(e) == "message"]
+        else:
+            raise bad("expected a DeliveryReport document")
         found: list[DeliveryReport] = []
-        for element in body:
-            if element.tag.lower() == "message":
-                report = self._report(element)
-                if report is not None:
-                    found.append(report)
+        for element in elements:
+            report = self._report(element)
+            if report is not None:
+                found.append(report)
         return found
 
     def _report(self, element: Element) -> DeliveryReport | None:
-        raw = tostring(element, encoding="unicode").strip()
-        message_id = (element.get("id") or "").strip()
+        raw = self._redact(tostring(element, encoding="unicode").strip())
+        attrs = {str(k).rsplit("}", 1)[-1].lower(): v for k, v in element.attrib.items()}
+        message_id = (attrs.get("id") or "").strip()
         if not message_id:
             log.warning("%s: delivery report without an id skipped: %s", self.name, raw[:300])
             return None
-        word = (element.get("status") or "").strip()
+        word = (attrs.get("status") or "").strip()
         known = dr_state(word) if word else None
         if known is None and word.upper() not in self._unmapped:
             self._unmapped.add(word.upper())
@@ -266,7 +303,7 @@ class MimSmsV3(Provider):
             permanent=permanent,
             retries_allowed=retries_for(state, permanent),
             provider_status=word or None,
-            done_at=self._local(element.get("donedate")),
+            done_at=self._local(attrs.get("donedate")),
             raw=raw,
         )
 
@@ -285,17 +322,27 @@ class MimSmsV3(Provider):
 
     def _parse(self, response: HttpResponse) -> Element | int:
         """The body as a bare integer code or a safely parsed XML element."""
-        text = response.body.strip()
-        if _INTEGER.fullmatch(text):
-            return int(text)
-        if not text.startswith("<"):
-            raise response.bad("body is neither XML nor a code")
-        try:
-            return fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-        except DefusedXmlException:
-            raise response.bad("XML with a DTD or entities refused") from None
-        except (ParseError, ValueError):
-            raise response.bad("body is not well-formed XML") from None
+        return _read(response.body, response.bad)
+
+
+def _read(body: str, bad: Callable[[str], ProviderError]) -> Element | int:
+    """``body`` as a bare integer code or a safely parsed XML element; else ``bad(...)``."""
+    text = body.lstrip("\ufeff").strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if not text.startswith("<"):
+        raise bad("body is neither XML nor a code")
+    try:
+        return fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise bad("XML with a DTD or entities refused") from None
+    except (ParseError, ValueError):
+        raise bad("body is not well-formed XML") from None
+
+
+def _tag(element: Element) -> str:
+    """The element's name without a namespace, lower-cased."""
+    return str(element.tag).rsplit("}", 1)[-1].lower()
 
 
 def ucs2_hex(text: str) -> str:
@@ -311,7 +358,7 @@ def _message_id(value: object) -> str:
 
 def _result(element: Element, response: HttpResponse) -> tuple[int, str, str]:
     """(status, message id, destination) of one ``<result>``."""
-    values = {child.tag.lower(): (child.text or "").strip() for child in element}
+    values = {_tag(child): (child.text or "").strip() for child in element}
     status = values.get("status", "")
     if not _INTEGER.fullmatch(status):
         raise response.bad("result without a numeric status")

@@ -93,6 +93,8 @@ class MimSmsV3Json(Provider):
             timezone=timezone,
         )
         self._auth = {"Authorization": self._redact.add_basic_auth(username, password)}
+        # the API wants a Content-Type on every request, reads included
+        self._read_headers = {**self._auth, "Content-Type": "application/json"}
         self._unmapped: set[str] = set()
 
     # -- submit ----------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class MimSmsV3Json(Provider):
     def _outcome(
         self, outgoing: Outgoing, entry: dict[str, Any], response: HttpResponse
     ) -> Receipt | ProviderError:
-        raw = _dump(entry)
+        raw = self._redact(_dump(entry))
         status = entry.get("status")
         if not isinstance(status, dict):
             return response.bad("message without a status object")
@@ -229,7 +231,7 @@ class MimSmsV3Json(Provider):
     ) -> list[DeliveryReport]:
         query = [("bulkId", bulk_id), ("messageId", message_id), ("limit", limit)]
         response = await self._request(
-            "GET", REPORTS_PATH, submit=False, query=query, headers=self._auth
+            "GET", REPORTS_PATH, submit=False, query=query, headers=self._read_headers
         )
         return self._results(_body(response), response)
 
@@ -278,7 +280,7 @@ class MimSmsV3Json(Provider):
 
     async def _logs(self, query: list[tuple[str, str | int | None]]) -> list[DeliveryReport]:
         response = await self._request(
-            "GET", LOGS_PATH, submit=False, query=query, headers=self._auth
+            "GET", LOGS_PATH, submit=False, query=query, headers=self._read_headers
         )
         return self._results(_body(response), response)
 
@@ -321,7 +323,8 @@ class MimSmsV3Json(Provider):
         for entry in results:
             report = self._report(entry) if isinstance(entry, dict) else None
             if report is None:
-                log.warning("%s: unusable report skipped: %s", self.name, _dump(entry)[:300])
+                skipped = self._redact(_dump(entry))[:300]
+                log.warning("%s: unusable report skipped: %s", self.name, skipped)
             else:
                 found.append(report)
         return found
@@ -351,7 +354,7 @@ class MimSmsV3Json(Provider):
             retries_allowed=retries_for(state, permanent),
             provider_status=label,
             done_at=self._timestamp(entry.get("doneAt")),
-            raw=_dump(entry),
+            raw=self._redact(_dump(entry)),
         )
 
     def _timestamp(self, value: object) -> datetime | None:

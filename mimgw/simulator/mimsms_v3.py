@@ -307,13 +307,20 @@ class MimSmsV3JsonSim(_Lifecycle):
         segments = analyse_text(text).segments
         bulk_id = str(self._uuid()) if len(numbers) > 1 else None
         answers = []
+        # accepted messages are en route (7); a forced 0 is the plain MESSAGE_ACCEPTED answer
+        accepted = 7
+        if forced is not None and int(forced) == 0:
+            accepted, forced = 0, None
         for number in numbers:
             status = int(forced) if forced is not None else None
             if status is None and not _NUMBER.fullmatch(number):
                 status = 8 if number.startswith("0") else 14
             if status is None and not self._charge(segments):
                 status = 12
-            entry: dict[str, Any] = {"to": number, "status": _status(status or 7)}
+            entry: dict[str, Any] = {
+                "to": number,
+                "status": _status(accepted if status is None else status),
+            }
             if status is None:
                 message = SimMessage(
                     str(self._uuid()),
@@ -419,7 +426,7 @@ class MimSmsV3JsonSim(_Lifecycle):
 def _status(status_id: int) -> dict[str, Any]:
     row = STATUSES.get(status_id)
     group = row.group if row else 0
-    name = row.name if row else "ACCEPTED"
+    name = row.name if row else "MESSAGE_ACCEPTED"
     return {
         "groupId": group,
         "groupName": STATUS_GROUPS[group][0],

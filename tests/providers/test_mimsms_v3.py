@@ -139,7 +139,7 @@ async def test_send_at_becomes_a_relative_send_date_time(
     route = gw.get("/api/v3/sendsms/plain").respond(200, text=ok())
     await make().send(NUMBER, "later", send_at=NOW + delta)
     assert query_of(route) == (
-        f"{CREDS}&sender=ACME&SMSText=later&GSM={NUMBER}&SendDateTime={expected}"
+        f"{CREDS}&sender=ACME&SMSText=later&SendDateTime={expected}&GSM={NUMBER}"
     )
 
 

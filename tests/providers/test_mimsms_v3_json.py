@@ -395,7 +395,7 @@ def test_every_status_maps_by_id(sid: int) -> None:
 
 def test_the_state_of_each_status_row() -> None:
     expected = {
-        1: State.PENDING, 2: State.SENT, 3: State.SENT, 4: State.UNDELIVERABLE,
+        1: State.PENDING, 2: State.SENT, 3: State.PENDING, 4: State.UNDELIVERABLE,
         5: State.DELIVERED, 7: State.PENDING, 9: State.UNDELIVERABLE, 15: State.EXPIRED,
         22: State.EXPIRED,
     }  # fmt: skip
