@@ -26,6 +26,12 @@ def single(**kwargs: object) -> tuple[Gateway, FakeProvider, FakeClock]:
     return fake_gateway_for(fake, clock=clock, **options), fake, clock  # type: ignore[arg-type]
 
 
+def make_ledger(kind: str, clock: FakeClock) -> MemoryLedger | SqliteLedger:
+    if kind == "memory":
+        return MemoryLedger(clock=clock.now)
+    return SqliteLedger(":memory:", clock=clock.now)
+
+
 async def fail_latest(gw: Gateway, fake: FakeProvider, **kwargs: object) -> None:
     fake.report(fake.receipts[-1].message_id, State.UNDELIVERABLE, **kwargs)  # type: ignore[arg-type]
     await gw.fetch_reports()
@@ -34,11 +40,7 @@ async def fail_latest(gw: Gateway, fake: FakeProvider, **kwargs: object) -> None
 @pytest.mark.parametrize("ledger_kind", ["memory", "sqlite"])
 async def test_resends_as_often_as_the_report_allows_with_backoff(ledger_kind: str) -> None:
     clock = FakeClock()
-    ledger = (
-        MemoryLedger(clock=clock.now)
-        if ledger_kind == "memory"
-        else SqliteLedger(":memory:", clock=clock.now)
-    )
+    ledger = make_ledger(ledger_kind, clock)
     fake = FakeProvider(name="primary")
     gw = fake_gateway_for(fake, clock=clock, redelivery=POLICY, ledger=ledger)
     first = await gw.send(TO, "your code is 4711", reference="ref-1")
@@ -224,11 +226,7 @@ async def test_v3_gsm_error_that_is_not_permanent_is_redelivered(sim: Simulator)
 @pytest.mark.parametrize("ledger_kind", ["memory", "sqlite"])
 async def test_a_resend_that_sent_nothing_stays_due_and_does_not_count(ledger_kind: str) -> None:
     clock = FakeClock()
-    ledger = (
-        MemoryLedger(clock=clock.now)
-        if ledger_kind == "memory"
-        else SqliteLedger(":memory:", clock=clock.now)
-    )
+    ledger = make_ledger(ledger_kind, clock)
     fake = FakeProvider(name="primary")
     gw = fake_gateway_for(fake, clock=clock, redelivery=POLICY, ledger=ledger)
     await gw.send(TO, "code 4711", reference="r")

@@ -599,6 +599,11 @@ def test_every_dlr_row(
         ("smsc timeout - abort", State.UNDELIVERABLE, 3),
         ("SMSC_Timeout_Abort", State.UNDELIVERABLE, 3),
         ("subscriber   busy", State.UNDELIVERABLE, 3),
+        ("SMSC-Timeout-Abort", State.UNDELIVERABLE, 3),
+        ("SubscriberBusy", State.UNDELIVERABLE, 3),
+        ("ABSENT_SUBSCRIBER_FOR_SM", State.UNDELIVERABLE, 3),
+        ("Absent Subscriber", State.UNDELIVERABLE, 3),
+        ("System-Failure", State.UNDELIVERABLE, 3),
     ],
 )
 def test_dlr_names_are_case_and_space_tolerant(status: str, state: State, retries: int) -> None:

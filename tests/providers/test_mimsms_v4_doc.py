@@ -900,23 +900,6 @@ def test_sms_failed_without_a_description_is_not_resent() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("status", "state", "retries"),
-    [
-        ("SMSC Timeout abort", State.UNDELIVERABLE, 3),
-        ("SMSC-Timeout-Abort", State.UNDELIVERABLE, 3),
-        ("smsc_timeout_abort", State.UNDELIVERABLE, 3),
-        ("SubscriberBusy", State.UNDELIVERABLE, 3),
-        ("ABSENT_SUBSCRIBER_FOR_SM", State.UNDELIVERABLE, 3),
-        ("Absent Subscriber", State.UNDELIVERABLE, 3),
-        ("System-Failure", State.UNDELIVERABLE, 3),
-    ],
-)
-def test_dlr_name_punctuation_variants(status: str, state: State, retries: int) -> None:
-    report = make().parse_dlr("1", status)
-    assert (report.state, report.retries_allowed) == (state, retries)
-
-
 def test_undelivered_is_not_confused_with_delivered() -> None:
     sms = make()
     assert sms.parse_dlr("1", "UNDELIVERED").state is State.UNDELIVERABLE
