@@ -572,6 +572,9 @@ class Gateway:
     # -- ledger and redelivery -----------------------------------------------------------
 
     async def _record_submit(self, receipt: Receipt, message: Message, *, attempt: int) -> None:
+        if not receipt.message_id:  # accepted without an id: nothing to key a report to
+            log.warning("ledger: %s accepted %s without an id", receipt.provider, receipt.reference)
+            return
         keep = message if self.redelivery is not None else None
         # the gateway took the message: a cancellation arriving now must not lose the
         # record of it (the caller is cancelled right after, with the entry written);

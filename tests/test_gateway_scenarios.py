@@ -23,6 +23,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+import respx
 
 from mimgw import (
     AllProvidersFailedError,
@@ -40,6 +41,7 @@ from mimgw.gateway import Gateway
 from mimgw.ledger import Ledger, LedgerEntry, MemoryLedger, SqliteLedger
 from mimgw.limits import RateLimit
 from mimgw.models import Category
+from mimgw.providers import DiniSoft
 from mimgw.providers._v3_codes import DEFAULT_RETRIES
 from mimgw.providers.mimsms_v4 import BALANCE_PATH, MimSmsV4
 from mimgw.retry import RedeliveryPolicy, RetryPolicy
@@ -932,3 +934,16 @@ async def test_read_once_answers_are_kept_whoever_read_them(sim: Simulator) -> N
     assert (await gw.status(dini.message_id)).state is State.DELIVERED
     assert (sim.mimsms_v3.requests, sim.dinisoft.requests) == requests
     assert await gw.fetch_reports(provider=V3) == []
+
+
+async def test_receipts_without_an_id_are_returned_but_not_keyed_in_the_ledger() -> None:
+    with respx.mock(assert_all_mocked=True) as router:
+        router.get(url__regex=r".*/sendtext.*").respond(json={"Status": "0", "Text": "Acceptd"})
+        gw = Gateway([DiniSoft(api_key="dini-key-1", secret_key="dini-secret-1", sender="Shop")])
+        async with gw:
+            first = await gw.send("01712345678", "one", reference="a")
+            second = await gw.send("01812345678", "two", reference="b")
+            assert (first.message_id, second.message_id) == ("", "")
+            assert (first.state, second.state) == (State.ACCEPTED, State.ACCEPTED)
+            assert await gw.history("a") == [] and await gw.history("b") == []
+            assert await gw.ledger.find("") == []
