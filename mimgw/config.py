@@ -9,6 +9,7 @@ See ``docs/configuration.md``.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -97,9 +98,9 @@ class _ProviderCommon(_Section):
     timezone: str | None = None
     """Zone of the gateway's naive timestamps (default Asia/Dhaka)."""
 
+    @abstractmethod
     def credentials(self) -> dict[str, Any]:
         """Constructor arguments particular to the kind (optional ones only when set)."""
-        raise NotImplementedError
 
     def constructor_kwargs(self, client: httpx.AsyncClient | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -211,15 +211,17 @@ class MimSmsV4Sim(GatewaySim):
     async def _one_to_many_query(self, request: SimRequest) -> SimResponse:
         return self._submit(request.query, many=True)
 
-    def _submit(self, fields: dict[str, Any] | None, *, many: bool) -> SimResponse:
+    def _gate(self, fields: dict[str, Any] | None) -> dict[str, Any] | SimResponse:
+        """The fields of a submit, or the answer that stops it before its content is read:
+        a body that is not a JSON object, refused credentials, or a code forced by a test."""
         if fields is None:
             return self._answer("213")
-        refused = self._refused(fields.get("UserName"), fields.get("Apikey"))
-        if refused is not None:
-            return refused
-        forced = self._take()
-        if forced is not None:
-            return forced
+        return self._refused(fields.get("UserName"), fields.get("Apikey")) or self._take() or fields
+
+    def _submit(self, body: dict[str, Any] | None, *, many: bool) -> SimResponse:
+        fields = self._gate(body)
+        if isinstance(fields, SimResponse):
+            return fields
         numbers, sender = fields.get("MobileNumber"), fields.get("SenderName")
         text, kind = fields.get("Message"), fields.get("TransactionType")
         if not (isinstance(numbers, str) and numbers and isinstance(sender, str) and sender):
@@ -236,15 +238,9 @@ class MimSmsV4Sim(GatewaySim):
         return self._accept(sender, kind, campaign, [(n, text) for n in targets])
 
     async def _dynamic(self, request: SimRequest) -> SimResponse:
-        fields = self._fields(request)
-        if fields is None:
-            return self._answer("213")
-        refused = self._refused(fields.get("UserName"), fields.get("Apikey"))
-        if refused is not None:
-            return refused
-        forced = self._take()
-        if forced is not None:
-            return forced
+        fields = self._gate(self._fields(request))
+        if isinstance(fields, SimResponse):
+            return fields
         sender, rows = fields.get("SenderName"), fields.get("SmsData")
         if fields.get("TransactionType") != "D" or not isinstance(sender, str) or not sender:
             return self._answer("213")
