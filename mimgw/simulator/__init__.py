@@ -14,6 +14,7 @@ from __future__ import annotations
 import anyio
 import httpx
 
+from mimgw.errors import ConfigurationError
 from mimgw.providers.base import Provider
 from mimgw.simulator._asgi import (
     Handler,
@@ -132,7 +133,7 @@ class Simulator:
     ) -> Fault:
         """Inject a transport fault for the next ``times`` requests to ``gateway``."""
         if gateway is not None and gateway not in self.gateways:
-            raise ValueError(f"unknown simulated gateway {gateway!r}")
+            raise ConfigurationError(f"unknown simulated gateway {gateway!r}")
         return self.faults.add(
             Fault(
                 action=action,
@@ -168,7 +169,7 @@ class Simulator:
         try:
             gateway = self.gateways[key]
         except KeyError:
-            raise ValueError(f"unknown simulated gateway {key!r}") from None
+            raise ConfigurationError(f"unknown simulated gateway {key!r}") from None
         return gateway.provider(**overrides)
 
     async def aclose(self) -> None:

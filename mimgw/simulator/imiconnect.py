@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from mimgw.errors import ConfigurationError
 from mimgw.providers.base import Provider
 from mimgw.providers.imiconnect import MESSAGING_PATH, IMIconnect
 from mimgw.simulator._asgi import SimRequest, SimResponse
@@ -174,7 +175,7 @@ class IMIconnectSim(GatewaySim):
         """Push an inbound message from ``sender`` to the MO notify URL."""
         url = self.mo_url or self.notify_url
         if url is None:
-            raise RuntimeError("configure IMIconnectSim.mo_url (or notify_url) first")
+            raise ConfigurationError("configure IMIconnectSim.mo_url (or notify_url) first")
         now = self.clock.time()
         payload = {
             "userId": user_id,
@@ -192,7 +193,7 @@ class IMIconnectSim(GatewaySim):
 
     def _client(self) -> httpx.AsyncClient:
         if self.push_client is None:
-            raise RuntimeError("configure IMIconnectSim.push_client to push notifications")
+            raise ConfigurationError("configure IMIconnectSim.push_client to push notifications")
         return self.push_client
 
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape, quoteattr
 
+from mimgw.errors import ConfigurationError
 from mimgw.providers._v3_codes import DR_STATES, ERROR_GROUPS, GSM_ERRORS, STATUS_GROUPS, STATUSES
 from mimgw.providers.base import DHAKA
 from mimgw.providers.mimsms_v3 import MimSmsV3
@@ -126,7 +127,7 @@ class MimSmsV3Sim(_Lifecycle):
     def set_outcome(self, number: str, status: str) -> None:
         status = status.strip().upper()
         if status not in DR_STATES:
-            raise ValueError(f"unknown delivery status word {status!r}")
+            raise ConfigurationError(f"unknown delivery status word {status!r}")
         self.outcomes[number.lstrip("+")] = status
 
     def routes(self) -> list[Route]:
@@ -265,7 +266,7 @@ class MimSmsV3JsonSim(_Lifecycle):
 
     def set_outcome(self, number: str, status_id: int, error_id: int = 0) -> None:
         if status_id not in STATUSES or error_id not in GSM_ERRORS:
-            raise ValueError("unknown status or GSM error id")
+            raise ConfigurationError("unknown status or GSM error id")
         self.outcomes[number.lstrip("+")] = (status_id, error_id)
 
     def routes(self) -> list[Route]:

@@ -9,6 +9,7 @@ import pytest
 
 from mimgw import (
     AuthenticationError,
+    ConfigurationError,
     ConnectFailedError,
     DeliveryReport,
     InsufficientBalanceError,
@@ -86,7 +87,7 @@ async def test_plain_outcome_per_number(sim: Simulator, plain: MimSmsV3) -> None
         False,
         DEFAULT_RETRIES,
     )
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ConfigurationError, match="unknown"):
         sim.mimsms_v3.set_outcome(A, "MAYBE")
 
 

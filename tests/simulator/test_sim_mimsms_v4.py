@@ -10,6 +10,7 @@ import pytest
 from mimgw import (
     AccessDeniedError,
     AuthenticationError,
+    ConfigurationError,
     ConnectFailedError,
     ErrorKind,
     InsufficientBalanceError,
@@ -236,3 +237,8 @@ async def test_dlr_rows_for_sent_messages(sim: Simulator) -> None:
     ]
     with pytest.raises(KeyError):
         gateway.dlr_for("NOPE")
+
+
+def test_an_unknown_simulated_gateway_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown simulated gateway 'nope'"):
+        Simulator().provider("nope")
