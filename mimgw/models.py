@@ -64,6 +64,9 @@ class Message(_Frozen):
     reference: str = Field(default_factory=new_reference)
     category: Category = "transactional"
     send_at: AwareDatetime | None = None
+    idempotency_key: str | None = None
+    """The caller's promise that two messages with this key are the same message: a
+    :class:`~mimgw.Gateway` with a ledger sends it at most once (see docs/ledger.md)."""
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -106,6 +109,13 @@ class Message(_Frozen):
             return new_reference()
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _key_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > 200):
+            raise ValueError("must be 1 to 200 characters, not blank")
         return value
 
     @field_validator("send_at")
