@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mimgw import InvalidMessageError, normalize_number
+from mimgw.phone import region_of
 
 BD_FORMS = [
     "01712345678",
@@ -72,3 +73,84 @@ def test_any_text_is_a_number_or_a_typed_error(text: str) -> None:
     except InvalidMessageError:
         return
     assert result.isdigit()
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["02-9876543", "029876543", "+880 2 9876543", "88029876543", "+880 31 712345", "031-712345"],
+)
+def test_bangladeshi_landlines_are_not_recipients(number: str) -> None:
+    with pytest.raises(InvalidMessageError, match="landline"):
+        normalize_number(number)
+
+
+@pytest.mark.parametrize("number", ["01112345678", "+8801112345678", "008801112345678"])
+def test_the_dead_011_prefix_is_rejected(number: str) -> None:
+    with pytest.raises(InvalidMessageError, match="011"):
+        normalize_number(number)
+
+
+@pytest.mark.parametrize(
+    "number", ["01212345678", "+8801012345678", "0171234567", "+88017123456789"]
+)
+def test_other_bangladeshi_shapes_are_rejected(number: str) -> None:
+    with pytest.raises(InvalidMessageError):
+        normalize_number(number)
+
+
+@pytest.mark.parametrize("prefix", ["13", "14", "15", "16", "17", "18", "19"])
+def test_every_operator_prefix_takes_the_fast_path(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def guarded(name: str, *args: object, **kwargs: object) -> object:
+        assert name != "phonenumbers", "the fast path must not use phonenumbers"
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    normalize_number.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", guarded)
+    for form in (f"0{prefix}12345678", f"+880{prefix}12345678", f"00880 {prefix}12-345678"):
+        assert normalize_number(form) == f"880{prefix}12345678"
+
+
+def test_a_national_prefix_after_the_country_code_is_dropped() -> None:
+    assert normalize_number("+880 (0)1712-345678") == "8801712345678"
+
+
+def test_national_forms_follow_the_region() -> None:
+    assert normalize_number("07911 123456", "GB") == "447911123456"
+    assert normalize_number("+8801712345678", "GB") == "8801712345678"
+
+
+@pytest.mark.parametrize(
+    ("number", "region"),
+    [("8801712345678", "BD"), ("447400123456", "GB"), ("14155552671", "US"), ("999", "ZZ")],
+)
+def test_region_of(number: str, region: str) -> None:
+    assert region_of(number) == region
+
+
+def test_a_provider_declares_the_regions_it_serves() -> None:
+    from mimgw import Message, Receipt
+    from mimgw.providers.base import Outgoing, Provider
+
+    class Anywhere(Provider):
+        kind = "anywhere"
+        default_base_url = "https://gw.test"
+
+        async def _send(self, outgoing: Outgoing) -> Receipt:  # pragma: no cover - not sent
+            raise NotImplementedError
+
+    class BangladeshOnly(Anywhere):
+        regions = frozenset({"BD"})
+
+    local = BangladeshOnly(sender="ME")
+    assert local.prepare(Message(to="01712345678", text="hi")).to == "8801712345678"
+    with pytest.raises(InvalidMessageError, match="does not deliver to GB numbers"):
+        local.prepare(Message(to="+447400123456", text="hi"))
+    anywhere = Anywhere(sender="ME")  # regions None: every valid number
+    assert anywhere.regions is None
+    assert anywhere.prepare(Message(to="+447400123456", text="hi")).to == "447400123456"

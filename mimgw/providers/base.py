@@ -37,6 +37,7 @@ from mimgw.models import (
     Message,
     Receipt,
 )
+from mimgw.phone import region_of
 from mimgw.redact import Redactor
 from mimgw.taxonomy import ErrorKind
 from mimgw.text import TextInfo, analyse_text
@@ -166,6 +167,8 @@ class Provider(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     limits: ClassVar[TextLimits] = TextLimits()
     default_concurrency: ClassVar[int] = 8
+    regions: ClassVar[frozenset[str] | None] = None
+    """ISO regions (``"BD"``…) whose numbers this gateway delivers to; ``None``: any."""
 
     def __init__(
         self,
@@ -335,6 +338,14 @@ class Provider(ABC):
             raise self.unsupported("scheduled sending (send_at)")
         if message.category == "promotional" and not self.capabilities.promotional:
             raise self.unsupported("promotional messages")
+        if self.regions is not None:
+            region = region_of(message.to)
+            if region not in self.regions:
+                served = ", ".join(sorted(self.regions))
+                raise InvalidMessageError(
+                    f"{self.name}: does not deliver to {region} numbers ({message.to}); "
+                    f"it serves {served}"
+                )
         sender = message.sender or self.sender
         if not sender:
             raise ConfigurationError(
