@@ -10,7 +10,8 @@ See ``docs/configuration.md``.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
@@ -208,6 +209,31 @@ ProviderSettings = Annotated[
 ]
 _KINDS = frozenset(PROVIDER_CLASSES)
 
+_PROVIDER_LABELS: ContextVar[list[str] | None] = ContextVar("_PROVIDER_LABELS", default=None)
+"""While settings are validated: the name each provider goes by in error messages."""
+
+NO_PROVIDERS_HINT = (
+    "no provider is configured: set MIMGW_PROVIDERS__<NAME>__KIND (mimsms_v4, mimsms_v3, "
+    "mimsms_v3_json, dinisoft or imiconnect) and its credentials, e.g. "
+    "MIMGW_PROVIDERS__<NAME>__API_KEY, in the environment or .env, or add a "
+    "[providers.<name>] table to a TOML file (docs/configuration.md)"
+)
+
+
+def _labels(items: Sequence[object]) -> list[str]:
+    """``name``, else ``kind`` when no other provider has it, else the list position."""
+    named = [item.get("name") if isinstance(item, Mapping) else None for item in items]
+    kinds = [item.get("kind") if isinstance(item, Mapping) else None for item in items]
+    labels = []
+    for index, (name, kind) in enumerate(zip(named, kinds, strict=True)):
+        if isinstance(name, str) and name and named.count(name) == 1:
+            labels.append(name)
+        elif isinstance(kind, str) and kind and kinds.count(kind) == 1 and kind not in named:
+            labels.append(kind)
+        else:
+            labels.append(str(index))
+    return labels
+
 
 class RetrySettings(_Section):
     attempts: PositiveInt = 3
@@ -301,25 +327,33 @@ class GatewaySettings(BaseSettings):
     redelivery: RedeliverySettings = RedeliverySettings()
 
     def __init__(self, **values: Any) -> None:
+        labels: list[str] = []
+        token = _PROVIDER_LABELS.set(labels)
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(exc)) from None
+            raise ConfigurationError(describe_validation_error(exc, labels)) from None
+        finally:
+            _PROVIDER_LABELS.reset(token)
 
     @field_validator("providers", mode="before")
     @classmethod
     def _providers_as_list(cls, value: object) -> object:
         """Accept a table keyed by name (and env-style ``0``, ``1`` … keys)."""
-        if not isinstance(value, Mapping):
-            return value
-        if value and all(str(k).isdigit() for k in value):
-            return [value[k] for k in sorted(value, key=lambda k: int(k))]
-        items = []
-        for key, item in value.items():
-            if isinstance(item, Mapping) and "name" not in item:
-                item = {**item, "name": str(key)}
-            items.append(item)
-        return items
+        if isinstance(value, Mapping):
+            if value and all(str(k).isdigit() for k in value):
+                value = [value[k] for k in sorted(value, key=lambda k: int(k))]
+            else:
+                items = []
+                for key, item in value.items():
+                    if isinstance(item, Mapping) and "name" not in item:
+                        item = {**item, "name": str(key)}
+                    items.append(item)
+                value = items
+        labels = _PROVIDER_LABELS.get()
+        if labels is not None and isinstance(value, list):
+            labels[:] = _labels(value)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -366,13 +400,33 @@ class GatewaySettings(BaseSettings):
             raise ConfigurationError(f"toml: cannot read {toml}: {exc}") from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """``providers.0.api_key: Field required; …`` — locations and messages, never values."""
+def describe_validation_error(exc: ValidationError, provider_labels: Sequence[str] = ()) -> str:
+    """``providers.dini.api_key: Field required; …`` — locations and messages, never values.
+
+    A provider is named by its name (or its kind, or its position when neither tells
+    it apart), as given in ``provider_labels``.
+    """
     parts = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
-        loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in _KINDS)]
+        raw = list(err["loc"])
+        if (
+            len(raw) > 1
+            and raw[0] == "providers"
+            and isinstance(raw[1], int)
+            and raw[1] < len(provider_labels)
+        ):
+            raw[1] = provider_labels[raw[1]]
+        # the discriminated union adds the kind as a location step: leave it out
+        loc = [
+            str(p)
+            for i, p in enumerate(raw)
+            if not (isinstance(p, str) and p in _KINDS and not (i == 1 and raw[0] == "providers"))
+        ]
         where = ".".join(loc) or "settings"
-        parts.append(f"{where}: {err['msg']}")
+        if raw == ["providers"] and err["type"] in ("missing", "too_short"):
+            parts.append(f"providers: {NO_PROVIDERS_HINT}")
+        else:
+            parts.append(f"{where}: {err['msg']}")
     return "invalid configuration: " + "; ".join(parts)
 
 
@@ -387,20 +441,20 @@ def build_gateway(settings: GatewaySettings, *, client: httpx.AsyncClient | None
     providers: list[Provider] = []
     weights: dict[str, float] = {}
     limits: dict[str, RateLimit] = {}
-    for index, item in chosen:
+    for _, item in chosen:
         name = item.name or item.kind
         if name in weights:
             raise ConfigurationError(
-                f"providers.{index}.name: another provider is already named {name!r}"
+                f"providers.{name}.name: another provider is already named {name!r}"
             )
         cls = provider_class(item.kind)
         try:
             providers.append(cls(**{**item.constructor_kwargs(client), "name": name}))
         except ConfigurationError as exc:
-            raise ConfigurationError(f"providers.{index}: {exc}") from None
+            raise ConfigurationError(f"providers.{name}: {exc}") from None
         except TypeError as exc:
             raise ConfigurationError(
-                f"providers.{index}: {cls.__name__} rejected the settings: {exc}"
+                f"providers.{name}: {cls.__name__} rejected the settings: {exc}"
             ) from None
         weights[name] = item.weight
         limit = item.limits or settings.limits

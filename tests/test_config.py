@@ -140,13 +140,30 @@ def test_settings_from_a_dotenv_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("values", "field"),
     [
-        ({"providers": [{"kind": "mimsms_v4", "username": "u"}]}, "providers.0.api_key"),
-        ({"providers": [{"kind": "dinisoft", "api_key": SECRET}]}, "providers.0.secret_key"),
-        ({"providers": [{"kind": "nope"}]}, "providers.0"),
+        ({"providers": [{"kind": "mimsms_v4", "username": "u"}]}, "providers.mimsms_v4.api_key"),
+        (
+            {"providers": {"dini": {"kind": "dinisoft", "api_key": SECRET}}},
+            "providers.dini.secret_key",
+        ),
+        (
+            {"providers": [{"kind": "dinisoft", "name": "b", "api_key": SECRET}]},
+            "providers.b.secret_key",
+        ),
+        (
+            {
+                "providers": [
+                    {"kind": "imiconnect", "service_key": SECRET},
+                    {"kind": "imiconnect", "timeout": 1},
+                ]
+            },
+            "providers.1.service_key",
+        ),
+        ({"providers": [{"kind": "nope"}]}, "providers.nope"),
+        ({"providers": [{"name": "x"}]}, "providers.x"),
         ({"providers": []}, "providers"),
         (
             {"providers": [{"kind": "imiconnect", "service_key": SECRET, "timeout": -1}]},
-            "providers.0.timeout",
+            "providers.imiconnect.timeout",
         ),
         (
             {
@@ -164,7 +181,7 @@ def test_settings_from_a_dotenv_file(tmp_path: Path) -> None:
         ),
         (
             {"providers": [{"kind": "imiconnect", "service_key": SECRET, "apikey": SECRET}]},
-            "providers.0.apikey",
+            "providers.imiconnect.apikey",
         ),
     ],
 )
@@ -176,6 +193,24 @@ def test_invalid_settings_name_the_field_and_never_the_secret(
     text = str(caught.value)
     assert f"{field}:" in text
     assert SECRET not in text and SECRET not in repr(caught.value)
+
+
+def test_environment_errors_name_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMGW_PROVIDERS__DINI__KIND", "dinisoft")
+    monkeypatch.setenv("MIMGW_PROVIDERS__DINI__SECRET_KEY", SECRET)
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.load()
+    assert "providers.dini.api_key: Field required" in str(caught.value)
+    assert "providers.0" not in str(caught.value)
+
+
+@pytest.mark.parametrize("values", [{}, {"providers": []}])
+def test_no_provider_at_all_says_how_to_add_one(values: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.load(**values)
+    text = str(caught.value)
+    assert "MIMGW_PROVIDERS__<NAME>__KIND" in text
+    assert "Field required" not in text
 
 
 def test_missing_and_broken_toml_files(tmp_path: Path) -> None:
@@ -236,7 +271,7 @@ def test_build_rejects_duplicate_names_and_all_disabled() -> None:
             {"kind": "imiconnect", "service_key": "b", "name": "x"},
         ]
     )
-    with pytest.raises(ConfigurationError, match=r"providers\.1\.name"):
+    with pytest.raises(ConfigurationError, match=r"providers\.x\.name"):
         build_gateway(twice)
     off = GatewaySettings(providers=[{"kind": "imiconnect", "service_key": "a", "enabled": False}])
     with pytest.raises(ConfigurationError, match="no provider is enabled"):
@@ -244,7 +279,7 @@ def test_build_rejects_duplicate_names_and_all_disabled() -> None:
     bad_url = GatewaySettings(
         providers=[{"kind": "imiconnect", "service_key": SECRET, "base_url": "ftp://x"}]
     )
-    with pytest.raises(ConfigurationError, match=r"providers\.0") as caught:
+    with pytest.raises(ConfigurationError, match=r"providers\.imiconnect: ") as caught:
         build_gateway(bad_url)
     assert SECRET not in str(caught.value)
 
