@@ -17,6 +17,7 @@ __all__ = [
     "ContentRejectedError",
     "InsufficientBalanceError",
     "InvalidMessageError",
+    "MessageNotFoundError",
     "MimgwError",
     "OutcomeUnknownError",
     "ProviderError",
@@ -77,6 +78,7 @@ class ProviderError(MimgwError):
         self.retry_after = retry_after
         self.raw = raw
         self.http_status = http_status
+        self._maybe_sent = False
         super().__init__(self._text())
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -99,8 +101,13 @@ class ProviderError(MimgwError):
 
     @property
     def may_have_been_sent(self) -> bool:
-        """True when the gateway may have accepted the message despite the error."""
-        return self.kind.policy.sent is not False
+        """True when the message may have been sent despite the error: this gateway may
+        have accepted it, or (set by the Gateway) an earlier attempt for it may have."""
+        return self._maybe_sent or self.kind.policy.sent is not False
+
+    def mark_may_have_been_sent(self) -> None:
+        """Record that an earlier attempt for the same message may have sent it."""
+        self._maybe_sent = True
 
     def _text(self) -> str:
         parts = [f"{self.provider}: {self.kind.value}"]
@@ -130,6 +137,7 @@ class ProviderError(MimgwError):
                 self.raw,
                 self.http_status,
             ),
+            {"_maybe_sent": self._maybe_sent},
         )
 
 
@@ -249,3 +257,17 @@ class AllProvidersFailedError(MimgwError):
     @property
     def last(self) -> ProviderError | None:
         return self.attempts[-1] if self.attempts else None
+
+    @property
+    def may_have_been_sent(self) -> bool:
+        """True when any attempt may have sent the message."""
+        return any(a.may_have_been_sent for a in self.attempts)
+
+
+class MessageNotFoundError(MimgwError, LookupError):
+    """No gateway and no ledger entry knows this message id."""
+
+    def __init__(self, message_id: str, detail: str = "") -> None:
+        self.message_id = message_id
+        text = f"no gateway knows message {message_id!r}"
+        super().__init__(f"{text}: {detail}" if detail else text)

@@ -216,9 +216,13 @@ Outcome = Receipt | MimgwError
 
 
 class BulkResult(_Frozen):
-    """One outcome per input message, in input order: a :class:`Receipt` or the error."""
+    """One outcome per input message, in input order: a :class:`Receipt` or the error.
 
-    messages: tuple[Message, ...]
+    ``messages`` holds each :class:`Message` sent, or the input item itself where it
+    could not become a message (its outcome is then an ``InvalidMessageError``).
+    """
+
+    messages: tuple[Message | Any, ...]
     outcomes: tuple[Receipt | MimgwError, ...]
 
     def model_post_init(self, __context: Any) -> None:
@@ -234,7 +238,7 @@ class BulkResult(_Frozen):
     def __getitem__(self, index: int) -> Receipt | MimgwError:
         return self.outcomes[index]
 
-    def items(self) -> Iterator[tuple[Message, Receipt | MimgwError]]:
+    def items(self) -> Iterator[tuple[Message | Any, Receipt | MimgwError]]:
         """Each input message with its outcome."""
         return zip(self.messages, self.outcomes, strict=True)
 

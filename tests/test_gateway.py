@@ -26,6 +26,7 @@ from mimgw import (
     UnsupportedOperationError,
 )
 from mimgw.breaker import BreakerPolicy, CircuitOpenError
+from mimgw.errors import MessageNotFoundError
 from mimgw.gateway import Gateway
 from mimgw.limits import RateLimit
 from mimgw.providers.base import TextLimits
@@ -344,8 +345,11 @@ async def test_bulk_gives_each_message_exactly_one_outcome_within_in_flight_caps
     assert all(e is not None for e in entries)
     with pytest.raises(ConfigurationError):
         await gw.send_bulk(messages, concurrency=0)
-    with pytest.raises(InvalidMessageError):
-        await gw.send_bulk(["nope"])  # type: ignore[list-item]
+    bad = await gw.send_bulk(["nope", ("not a number", "hi")])  # type: ignore[list-item]
+    assert [type(o) for o in bad] == [InvalidMessageError, InvalidMessageError]
+    assert bad.messages == ("nope", ("not a number", "hi"))
+    with pytest.raises(InvalidMessageError):  # a single message is not an iterable of them
+        await gw.send_bulk(messages[0])  # type: ignore[arg-type]
 
 
 # -- reads, ledger, webhooks ------------------------------------------------------------------
@@ -398,7 +402,7 @@ async def test_status_without_pull_capability_answers_from_pushed_reports() -> N
     items = await gw.ingest_webhook("push", body, {})
     assert len(items) == 2
     assert (await gw.status(receipt.message_id)).state is State.DELIVERED
-    with pytest.raises(UnsupportedOperationError):
+    with pytest.raises(MessageNotFoundError):  # not in the ledger, no gateway can pull
         await gw.status("never-sent")
     with pytest.raises(InvalidMessageError):
         await gw.status("  ")
@@ -409,8 +413,9 @@ async def test_unknown_ids_are_asked_of_every_gateway_that_can_pull() -> None:
     backup.report("b-77", State.DELIVERED)
     report = await gw.status("b-77")
     assert report.provider == "backup" and report.state is State.DELIVERED
-    with pytest.raises(AllProvidersFailedError):
+    with pytest.raises(MessageNotFoundError) as caught:  # every gateway said "no such id"
         await gw.status("nobody-knows")
+    assert caught.value.message_id == "nobody-knows"
 
 
 async def test_every_report_any_provider_parses_lands_in_the_ledger() -> None:

@@ -179,5 +179,7 @@ async def test_sqlite_errors_are_mimgw_errors(tmp_path: Path) -> None:
     assert issubclass(LedgerError, MimgwError)
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(ConfigurationError, match=r"ledger\.path"):
-        SqliteLedger(blocker / "ledger.db")
+    lazy = SqliteLedger(blocker / "ledger.db")  # nothing touches the disk yet
+    with pytest.raises(ConfigurationError, match=r"ledger\.path"):  # opened on first use
+        await lazy.get("gw", "m1")
+    await lazy.aclose()

@@ -1,0 +1,256 @@
+"""Sending one message: write-ahead intent, idempotency key, retry and failover.
+
+Every send writes an :class:`~mimgw.ledger.Intent` before its first request and
+records the answer after the last one, both through :func:`mimgw._shield.complete`,
+so no cancellation — anyio scope, ``Task.cancel()`` or ``asyncio.wait_for`` — can
+separate "a gateway took it" from "the ledger knows it".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import anyio
+
+from mimgw._shield import complete
+from mimgw.errors import (
+    AllProvidersFailedError,
+    ConfigurationError,
+    InvalidMessageError,
+    MimgwError,
+    OutcomeUnknownError,
+    ProviderError,
+    UnsupportedOperationError,
+)
+from mimgw.gateway.core import GatewayCore, Trace
+from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
+from mimgw.models import Category, Message, Receipt
+from mimgw.taxonomy import ErrorKind
+
+__all__ = ["SendingMixin"]
+
+log = logging.getLogger("mimgw.gateway")
+
+_REFUSALS = (InvalidMessageError, ConfigurationError, UnsupportedOperationError)
+RECORD_GRACE = 30.0
+"""Seconds a ledger write may take once it matters for the truth (the intent before a
+request, the answer after it); it is finished through any cancellation that long."""
+
+
+class SendingMixin(GatewayCore):
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        reference: str | None = None,
+        category: Category = "transactional",
+        send_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        provider: str | None = None,
+    ) -> Receipt:
+        """Submit one message through the first gateway that takes it.
+
+        With ``idempotency_key`` the message is sent at most once for that key, across
+        calls, retries of a job and processes sharing the ledger (see docs/ledger.md).
+        """
+        message = Message(
+            to=to,
+            text=text,
+            sender=sender,
+            reference=reference,
+            category=category,
+            send_at=send_at,
+            idempotency_key=idempotency_key,
+        )
+        return await self.send_message(message, provider=provider)
+
+    async def send_message(self, message: Message, *, provider: str | None = None) -> Receipt:
+        """Submit a prepared message; ``provider=`` pins one gateway (no failover)."""
+        if not isinstance(message, Message):
+            raise InvalidMessageError(f"send_message takes a Message, not {type(message).__name__}")
+        if provider is not None:
+            self._provider(provider)
+        if self._pending:
+            await self.flush()
+        return await self._submit(message, provider)
+
+    async def resolve(
+        self,
+        ref: str,
+        *,
+        sent: bool,
+        provider: str | None = None,
+        message_id: str | None = None,
+        note: str | None = None,
+    ) -> Intent:
+        """Settle an unknown send by hand (an intent id or idempotency key), after
+        checking the gateway's portal: see :meth:`mimgw.ledger.Ledger.resolve`."""
+        if provider is not None:
+            self._provider(provider)
+        return await self.ledger.resolve(
+            ref, sent=sent, provider=provider, message_id=message_id, note=note
+        )
+
+    # -- one message, start to end ---------------------------------------------------------
+
+    async def _submit(self, message: Message, pin: str | None, *, attempt: int = 1) -> Receipt:
+        key = message.idempotency_key
+        if key is None:
+            return await self._submit_once(message, pin, attempt)
+        while (running := self._keyed.get(key)) is not None:  # same key in flight here
+            await running.wait()
+        done = self._keyed[key] = anyio.Event()
+        try:
+            return await self._submit_once(message, pin, attempt)
+        finally:
+            del self._keyed[key]
+            done.set()
+
+    async def _submit_once(self, message: Message, pin: str | None, attempt: int) -> Receipt:
+        intent = Intent.for_message(message, now=self._now())
+        try:
+            held = await complete(lambda: self.ledger.begin(intent), grace=RECORD_GRACE)
+        except TimeoutError:
+            raise LedgerError("ledger: writing the send intent timed out; nothing sent") from None
+        except BaseException:  # cancelled: the intent may be written, nothing was sent
+            await self._finish_quietly(
+                intent.finished(IntentState.NOT_SENT, now=self._now(), error="cancelled")
+            )
+            raise
+        if held.id != intent.id:
+            return self._replay(held)
+        trace = Trace()
+        attempts: list[IntentAttempt] = []
+        try:
+            receipt = await self._route_send(message, pin, trace, attempts)
+        except MimgwError as exc:
+            state = IntentState.UNKNOWN if _maybe_sent(exc, trace) else IntentState.NOT_SENT
+            await self._finish_quietly(
+                intent.finished(state, now=self._now(), attempts=tuple(attempts), error=str(exc))
+            )
+            raise
+        except BaseException:  # cancelled (or a bug): a request under way may have gone out
+            unsure = trace.maybe_sent or trace.in_request
+            state = IntentState.UNKNOWN if unsure else IntentState.NOT_SENT
+            await self._finish_quietly(
+                intent.finished(state, now=self._now(), attempts=tuple(attempts), error="cancelled")
+            )
+            raise
+        accepted = intent.finished(
+            IntentState.ACCEPTED, now=self._now(), receipt=receipt, attempts=tuple(attempts)
+        )
+        await self._record_accepted(accepted, message, attempt)
+        return receipt
+
+    def _replay(self, held: Intent) -> Receipt:
+        """The key is held by an earlier send: its receipt, or "unknown", nothing sent."""
+        if held.state is IntentState.ACCEPTED and held.receipt is not None:
+            log.info("idempotency key %r: already accepted; not sent again", held.key)
+            return held.receipt
+        last = held.attempts[-1].provider if held.attempts else "ledger"
+        raise OutcomeUnknownError(
+            last,
+            ErrorKind.OUTCOME_UNKNOWN,
+            None,
+            f"idempotency key {held.key!r}: an earlier send ({held.id}) is "
+            f"{held.state.value.replace('_', ' ')}; not sent again (after checking the "
+            "gateway, settle it with Gateway.resolve)",
+        )
+
+    async def _record_accepted(self, intent: Intent, message: Message, attempt: int) -> None:
+        """A gateway took the message: the ledger must know, whatever happens now."""
+        keep = message if self.redelivery is not None else None
+
+        async def write() -> None:
+            entry = await self.ledger.finish(intent, attempt=attempt, message=keep)
+            if entry is not None:
+                await self._after_record(entry)
+
+        try:
+            await complete(write, grace=RECORD_GRACE)
+        except (MimgwError, TimeoutError) as exc:  # never turn an accepted message into an error
+            log.error("ledger: recording accepted send %s failed: %r", intent.id, exc)
+        receipt = intent.receipt
+        if receipt is not None and not receipt.message_id:
+            log.warning("ledger: %s accepted %s without an id", receipt.provider, receipt.reference)
+
+    async def _finish_quietly(self, intent: Intent) -> None:
+        try:
+            await complete(lambda: self.ledger.finish(intent), grace=RECORD_GRACE)
+        except (MimgwError, TimeoutError) as exc:
+            log.error("ledger: recording the outcome of send %s failed: %r", intent.id, exc)
+
+    # -- routing one message ----------------------------------------------------------------
+
+    async def _route_send(
+        self,
+        message: Message,
+        pin: str | None,
+        trace: Trace,
+        attempts: list[IntentAttempt],
+    ) -> Receipt:
+        errors: list[ProviderError] = []
+        refusals: list[MimgwError] = []
+        started = self.retry.clock()  # one deadline for every gateway tried
+        order = self._order(pin)
+        for index, name in enumerate(order):
+            provider = self._providers[name]
+            try:
+                provider.prepare(message)
+            except _REFUSALS as exc:  # this gateway cannot take it: not a send attempt
+                if pin is not None:
+                    raise
+                refusals.append(exc)
+                continue
+            breaker = self._breakers.get(name)
+            if breaker is not None and not breaker.allow():
+                if pin is not None:
+                    raise _truthful(breaker.rejection(), trace)
+                errors.append(breaker.rejection())
+                continue
+            try:
+                if breaker is not None and breaker.needs_balance_probe:
+                    await self._probe_balance(name, breaker)
+                receipt = await self._call(
+                    name,
+                    "submit",
+                    lambda p: p.send_message(message),
+                    started=started,
+                    trace=trace,
+                )
+            except ProviderError as exc:
+                errors.append(exc)
+                attempts.append(
+                    IntentAttempt(
+                        provider=name, kind=exc.kind, may_have_been_sent=exc.may_have_been_sent
+                    )
+                )
+                if pin is not None or not self._fails_over(exc):
+                    raise _truthful(exc, trace)  # noqa: B904 - the same error, re-raised
+                if index + 1 < len(order):
+                    log.warning("%s failed (%s); trying the next gateway", name, exc.kind.value)
+                continue
+            attempts.append(IntentAttempt(provider=name))
+            return receipt
+        if not errors and refusals:
+            invalid = [r for r in refusals if isinstance(r, InvalidMessageError)]
+            raise (invalid or refusals)[0]
+        raise AllProvidersFailedError(errors)
+
+
+def _truthful(error: ProviderError, trace: Trace) -> ProviderError:
+    """An error whose ``may_have_been_sent`` counts every attempt for the message."""
+    if trace.maybe_sent and not error.may_have_been_sent:
+        error.mark_may_have_been_sent()
+    return error
+
+
+def _maybe_sent(error: MimgwError, trace: Trace) -> bool:
+    if trace.maybe_sent:
+        return True
+    if isinstance(error, ProviderError | AllProvidersFailedError):
+        return error.may_have_been_sent
+    return False
