@@ -129,11 +129,23 @@ class Status:
     """For group 5 (REJECTED): the error a submit answered with this status raises."""
     permanent: bool | None = None
     """For failures without a GSM error: whether resubmitting is pointless."""
+    action: str | None = None
+    """The table's Action column (``NULL`` there is ``None`` here)."""
+    redeliver: bool = True
+    """Whether a report in this status allows automatic redelivery through the same
+    account. False where the cause is the account or the sending itself (no credits,
+    prepaid package expired, no route, flooding): resending there cannot help."""
 
 
 _P, _S = State.PENDING, State.SENT
 _U, _D, _E, _R = State.UNDELIVERABLE, State.DELIVERED, State.EXPIRED, State.REJECTED
 _K = ErrorKind
+_NO = False  # Status.redeliver
+_MANAGER = "Contact account manager"
+_UNLIST_SENDER = "Remove sender from blacklist"
+_UNLIST_DEST = "Remove destination from blacklist"
+_TOP_UP = "Top-Up your account to extend the validity period"
+_STOP = "STOP SPAMMING"
 
 STATUSES: dict[int, Status] = {
     s.id: s
@@ -145,21 +157,31 @@ STATUSES: dict[int, Status] = {
         Status(3, 1, "PENDING_WAITING_DELIVERY", _P),
         Status(4, 2, "UNDELIVERABLE_REJECTED_OPERATOR", _U, permanent=False),
         Status(5, 3, "DELIVERED_TO_HANDSET", _D),
-        Status(6, 5, "REJECTED_NETWORK", _R, _K.ACCESS_DENIED, True),
+        Status(6, 5, "REJECTED_NETWORK", _R, _K.ACCESS_DENIED, True, _MANAGER),
         Status(7, 1, "PENDING_ENROUTE", _P),
         Status(8, 5, "REJECTED_PREFIX_MISSING", _R, _K.RECIPIENT_REJECTED, True),
         Status(9, 2, "UNDELIVERABLE_NOT_DELIVERED", _U, permanent=False),
         Status(10, 5, "REJECTED_DND", _R, _K.RECIPIENT_REJECTED, True),
         Status(11, 5, "REJECTED_SOURCE", _R, _K.SENDER_REJECTED, True),
-        Status(12, 5, "REJECTED_NOT_ENOUGH_CREDITS", _R, _K.INSUFFICIENT_BALANCE, False),
-        Status(13, 5, "REJECTED_SENDER", _R, _K.SENDER_REJECTED, True),
-        Status(14, 5, "REJECTED_DESTINATION", _R, _K.RECIPIENT_REJECTED, True),
+        Status(12, 5, "REJECTED_NOT_ENOUGH_CREDITS", _R, _K.INSUFFICIENT_BALANCE, False, None, _NO),
+        Status(13, 5, "REJECTED_SENDER", _R, _K.SENDER_REJECTED, True, _UNLIST_SENDER),
+        Status(14, 5, "REJECTED_DESTINATION", _R, _K.RECIPIENT_REJECTED, True, _UNLIST_DEST),
         Status(15, 4, "EXPIRED_EXPIRED", _E, permanent=False),
         Status(16, 5, "REJECTED_NOT_REACHABLE", _R, _K.PROVIDER_UNAVAILABLE, False),
-        Status(17, 5, "REJECTED_PREPAID_PACKAGE_EXPIRED", _R, _K.INSUFFICIENT_BALANCE, False),
+        Status(
+            17,
+            5,
+            "REJECTED_PREPAID_PACKAGE_EXPIRED",
+            _R,
+            _K.INSUFFICIENT_BALANCE,
+            False,
+            _TOP_UP,
+            _NO,
+        ),
         Status(18, 5, "REJECTED_DESTINATION_NOT_REGISTERED", _R, _K.RECIPIENT_REJECTED, True),
-        Status(19, 5, "REJECTED_ROUTE_NOT_AVAILABLE", _R, _K.ACCESS_DENIED, False),
-        Status(20, 5, "REJECTED_FLOODING_FILTER", _R, _K.RATE_LIMITED, False),
+        Status(19, 5, "REJECTED_ROUTE_NOT_AVAILABLE", _R, _K.ACCESS_DENIED, False, _MANAGER, _NO),
+        # a flood rejection: retrying it, here or elsewhere, only adds to the flood
+        Status(20, 5, "REJECTED_FLOODING_FILTER", _R, _K.REQUEST_REJECTED, False, _STOP, _NO),
         Status(21, 5, "REJECTED_SYSTEM_ERROR", _R, _K.PROVIDER_UNAVAILABLE, False),
         Status(22, 4, "EXPIRED_UNKNOWN", _E, permanent=False),
         Status(23, 5, "REJECTED_DUPLICATE_MESSAGE_ID", _R, _K.REQUEST_REJECTED, True),
@@ -237,8 +259,11 @@ GSM_ERRORS: dict[int, GsmError] = _gsm(
 """GSM error id -> (short name, permanent). ``None``: the table gives no flag (NO_ERROR)."""
 
 
-def retries_for(state: State, permanent: bool | None) -> int:
-    """How many resubmissions a report allows: none unless a failure that is not permanent."""
+def retries_for(state: State, permanent: bool | None, row: Status | None = None) -> int:
+    """How many resubmissions a report allows: none unless a failure that is not permanent,
+    and none for a status whose cause a resend through the same account cannot cure."""
+    if row is not None and not row.redeliver:
+        return 0
     if state in (State.UNDELIVERABLE, State.EXPIRED, State.REJECTED) and permanent is False:
         return DEFAULT_RETRIES
     return 0

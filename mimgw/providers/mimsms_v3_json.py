@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-import anyio
 import httpx
 from pydantic import SecretStr
 
-from mimgw.errors import InvalidMessageError, MimgwError, ProviderError
-from mimgw.http import RAW_LIMIT, HttpResponse
+from mimgw.errors import InvalidMessageError, ProviderError
+from mimgw.http import RAW_LIMIT, HttpResponse, parse_retry_after
 from mimgw.models import DeliveryReport, Receipt
 from mimgw.phone import normalize_number
 from mimgw.providers._v3_codes import (
     STATUS_GROUPS,
+    Status,
     as_int,
     classify,
     credential,
@@ -40,8 +39,6 @@ log = logging.getLogger("mimgw.providers.mimsms_v3_json")
 SEND_PATH = "/sms/1/text/single"
 REPORTS_PATH = "/sms/1/reports"
 LOGS_PATH = "/sms/1/logs"
-MAX_DESTINATIONS = 100
-"""Most numbers one submit carries in its ``to`` list (our choice; the gateway sets none)."""
 
 _GROUP_BY_NAME = dict(STATUS_GROUPS.values())
 _FAILED = (State.UNDELIVERABLE, State.EXPIRED, State.REJECTED)
@@ -50,21 +47,20 @@ _FAILED = (State.UNDELIVERABLE, State.EXPIRED, State.REJECTED)
 class MimSmsV3Json(Provider):
     """Legacy MiMSMS v3 JSON API with Basic authentication.
 
-    ``send_bulk`` puts messages that share sender and text into one request with
-    ``to`` as a list (at most ``MAX_DESTINATIONS`` numbers each); the rest go as
-    concurrent singles. ``status()`` reads the repeatable logs; ``fetch_reports()``
-    and ``reports()`` the read-once reports.
+    The document shows one submit form only (a single ``to`` string), so
+    ``send_bulk`` sends bounded concurrent singles. ``status()`` reads the
+    repeatable logs; ``fetch_reports()`` and ``reports()`` the read-once reports.
     """
 
     kind = "mimsms_v3_json"
     default_base_url = "http://api.mimsms.com"
     capabilities = Capabilities(
-        batch=True,
-        max_batch=MAX_DESTINATIONS,
+        batch=False,
         balance=False,
         status=True,
         reports=True,
         webhook=True,
+        schedule=False,
         notes="no balance endpoint is documented; reports are read once, logs cover 48 hours",
     )
 
@@ -107,58 +103,8 @@ class MimSmsV3Json(Provider):
             raise outcome
         return outcome
 
-    async def _send_many(
-        self, outgoing: Sequence[Outgoing], concurrency: int
-    ) -> list[Receipt | MimgwError]:
-        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for index, item in enumerate(outgoing):
-            groups[(item.sender, item.text)].append(index)
-        jobs = [
-            indices[start : start + MAX_DESTINATIONS]
-            for indices in groups.values()
-            for start in range(0, len(indices), MAX_DESTINATIONS)
-        ]
-        results: dict[int, Receipt | MimgwError] = {}
-        limiter = anyio.Semaphore(concurrency)
-
-        async def run(indices: list[int]) -> None:
-            async with limiter:
-                items = [outgoing[i] for i in indices]
-                for index, result in zip(indices, await self._send_group(items), strict=True):
-                    results[index] = result
-
-        async with anyio.create_task_group() as tg:
-            for job in jobs:
-                tg.start_soon(run, job)
-        return [results[i] for i in range(len(outgoing))]
-
-    async def _send_group(self, items: list[Outgoing]) -> list[Receipt | MimgwError]:
-        if len(items) == 1:
-            try:
-                return [await self._send(items[0])]
-            except MimgwError as exc:
-                return [exc]
-        first = items[0]
-        try:
-            response, entries = await self._submit(
-                first.sender, first.text, [item.to for item in items]
-            )
-        except MimgwError as exc:
-            return [exc] * len(items)
-        by_number: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-        for entry in entries:
-            by_number[_digits(entry.get("to"))].append(entry)
-        outcomes: list[Receipt | MimgwError] = []
-        for item in items:
-            queue = by_number.get(item.to)
-            if queue:
-                outcomes.append(self._outcome(item, queue.popleft(), response))
-            else:
-                outcomes.append(response.bad(f"no message for {item.to} in the answer"))
-        return outcomes
-
     async def _submit(
-        self, sender: str, text: str, to: str | list[str]
+        self, sender: str, text: str, to: str
     ) -> tuple[HttpResponse, list[dict[str, Any]]]:
         response = await self._request(
             "POST",
@@ -167,7 +113,7 @@ class MimSmsV3Json(Provider):
             json_body={"from": sender, "to": to, "text": text},
             headers=self._auth,
         )
-        body = _body(response)
+        body = _body(response, submit=True)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise response.bad("no messages in the answer")
@@ -185,9 +131,7 @@ class MimSmsV3Json(Provider):
         state, row, code, label = classify(status)
         if state is State.REJECTED:
             kind = row.submit_error if row and row.submit_error else ErrorKind.REQUEST_REJECTED
-            described = status.get("description")
-            detail = f"{label}: {described}" if isinstance(described, str) else label
-            return self.error(kind, detail, code=code, raw=raw)
+            return self.error(kind, _detail(status, row, label), code=code, raw=raw)
         message_id = entry.get("messageId")
         if not isinstance(message_id, str | int) or isinstance(message_id, bool):
             return response.bad("accepted without a messageId")
@@ -233,7 +177,7 @@ class MimSmsV3Json(Provider):
         response = await self._request(
             "GET", REPORTS_PATH, submit=False, query=query, headers=self._read_headers
         )
-        return self._results(_body(response), response)
+        return self._results(_body(response, submit=False), response)
 
     async def logs(
         self,
@@ -282,7 +226,7 @@ class MimSmsV3Json(Provider):
         response = await self._request(
             "GET", LOGS_PATH, submit=False, query=query, headers=self._read_headers
         )
-        return self._results(_body(response), response)
+        return self._results(_body(response, submit=False), response)
 
     async def _status(self, message_id: str) -> DeliveryReport:
         found = [
@@ -351,7 +295,7 @@ class MimSmsV3Json(Provider):
             state=state,
             reason=reason,
             permanent=permanent,
-            retries_allowed=retries_for(state, permanent),
+            retries_allowed=retries_for(state, permanent, row),
             provider_status=label,
             done_at=self._timestamp(entry.get("doneAt")),
             raw=self._redact(_dump(entry)),
@@ -375,12 +319,51 @@ class MimSmsV3Json(Provider):
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
 
 
-def _body(response: HttpResponse) -> dict[str, Any]:
-    if response.status_code == 401:
+def _body(response: HttpResponse, *, submit: bool) -> dict[str, Any]:
+    status = response.status_code
+    if status == 401:
         raise response.error(ErrorKind.AUTH, "username or password refused", code=401)
-    if not 200 <= response.status_code < 300:
-        raise response.bad(f"HTTP {response.status_code}")
+    if status >= 500:
+        # a JSON error from the gateway itself (bodiless and HTML 5xx are mapped before):
+        # a submit may still have been processed, a read can simply be tried again
+        kind = ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
+        if status == 503 and submit and response.headers.get("retry-after"):
+            kind = ErrorKind.PROVIDER_UNAVAILABLE  # an explicit "come back later"
+        said = _service_text(response)
+        detail = f"HTTP {status} from the gateway" + (f" ({said})" if said else "")
+        raise response.error(
+            kind,
+            detail,
+            code=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    if not 200 <= status < 300:
+        raise response.bad(f"HTTP {status}")
     return response.json_object()
+
+
+def _service_text(response: HttpResponse) -> str:
+    """The ``requestError.serviceException.text`` of an error body, if there is one."""
+    try:
+        body = response.json_object()
+    except ProviderError:
+        return ""
+    error = body.get("requestError")
+    service = error.get("serviceException") if isinstance(error, dict) else None
+    text = service.get("text") if isinstance(service, dict) else None
+    return text.strip()[:200] if isinstance(text, str) else ""
+
+
+def _detail(status: Mapping[str, Any], row: Status | None, label: str) -> str:
+    """A rejection as the table gives it: name, description and the Action to take."""
+    detail = label
+    described = status.get("description")
+    if isinstance(described, str) and described.strip():
+        detail = f"{label}: {described.strip()}"
+    action = status.get("action")
+    if not isinstance(action, str) or action.strip().upper() in ("", "NULL"):
+        action = row.action if row else None
+    return f"{detail} (action: {action.strip()})" if action else detail
 
 
 def _digits(value: object) -> str:

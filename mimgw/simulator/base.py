@@ -6,10 +6,12 @@ import itertools
 import random
 import time
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import Counter, deque
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mimgw.errors import MimgwError
+from mimgw.phone import normalize_number
 from mimgw.simulator._asgi import Handler
 
 if TYPE_CHECKING:
@@ -56,6 +58,12 @@ class GatewaySim(ABC):
         self.rng = random.Random(f"{self.key}:{sim.seed}")  # noqa: S311 - not for security
         self.requests = 0
         """How many requests reached this gateway's handlers (faulted ones excluded)."""
+        self.submissions: Counter[tuple[str, str]] = Counter()
+        """Messages this gateway took, per (recipient as sent on the wire, text). A message
+        counts once per acceptance: refused submits and requests a fault stopped before
+        the gateway do not count; one whose answer a fault lost afterwards does."""
+        self.references: Counter[str] = Counter()
+        """Accepted messages per caller reference, where the wire carries one."""
 
     @property
     def clock(self) -> Clock:
@@ -71,6 +79,30 @@ class GatewaySim(ABC):
     def next_number(self) -> int:
         return next(self._ids)
 
+    def count_submission(self, to: str, text: str, reference: str | None = None) -> None:
+        """Record one accepted message (called by the emulators when they take one)."""
+        self.submissions[(_wire_number(to), text)] += 1
+        if reference:
+            self.references[reference] += 1
+
+    def sent_count(
+        self, to: str | None = None, text: str | None = None, *, reference: str | None = None
+    ) -> int:
+        """How many times this gateway took a message to ``to`` (any text unless ``text``
+        is given), or, with ``reference``, one carrying that caller reference.
+
+        ``to`` may be written in any form mimgw accepts (``01712345678``,
+        ``+8801712345678``); with no argument at all, every accepted message counts.
+        """
+        if reference is not None:
+            return self.references[reference]
+        number = None if to is None else _wire_number(to)
+        return sum(
+            count
+            for (recipient, body), count in self.submissions.items()
+            if (number is None or recipient == number) and (text is None or body == text)
+        )
+
     @abstractmethod
     def routes(self) -> list[Route]:
         """The documented endpoints this gateway serves."""
@@ -82,3 +114,11 @@ class GatewaySim(ABC):
     @abstractmethod
     def provider(self, **overrides: Any) -> Provider:
         """A provider wired to this simulator in-process."""
+
+
+def _wire_number(value: str) -> str:
+    """A recipient as digits with the country code, whatever form it was written in."""
+    try:
+        return normalize_number(value)
+    except MimgwError:
+        return value.strip().lstrip("+")

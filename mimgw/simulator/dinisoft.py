@@ -142,6 +142,7 @@ class DiniSoftSim(GatewaySim):
         self.messages[message_id] = SimDiniMessage(
             message_id, to, sender, text, segments, self.clock.time()
         )
+        self.count_submission(to, text)
         return self._answer(Status="0", Text="ACCEPTD", Message_ID=message_id)
 
     def state_of(self, message: SimDiniMessage) -> tuple[str, float | None]:

@@ -124,6 +124,7 @@ class IMIconnectSim(GatewaySim):
             notify_data=obj.get("notifydata") or None,
             created_at=self.clock.time(),
         )
+        self.count_submission(msisdn, sms.get("text") or "", cid)
         item = {"code": "1001", "description": "Queued", "transid": transid}
         return {**item, "correlationid": cid} if cid else item
 

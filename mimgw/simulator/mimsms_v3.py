@@ -43,6 +43,34 @@ _NUMBER = re.compile(r"\d{8,15}")
 # mobile prefixes of the Bangladeshi operators -> MCC+MNC
 _MCCMNC = {"17": "47001", "13": "47001", "18": "47002", "16": "47002", "19": "47003"}
 _MCCMNC |= {"14": "47003", "15": "47004"}
+DESCRIPTIONS = {
+    1: "Time window violation",
+    2: "Message delivered to operator",
+    3: "Message sent, waiting for delivery report",
+    4: "Message rejected by operator",
+    5: "Message delivered to handset",
+    6: "Network is forbidden",
+    7: "Message sent to next instance",
+    8: "Number prefix missing",
+    9: "Message sent not delivered",
+    10: "Destination on DND list",
+    11: "Invalid Source address",
+    12: "Not enough credits",
+    13: "By Sender",
+    14: "By Destination",
+    15: "Message expired",
+    16: "Network not reachable",
+    17: "Prepaid package expired",
+    18: "Destination not registered",
+    19: "Route not available",
+    20: "Rejected flooding",
+    21: "System error",
+    22: "Unknown Reason",
+    23: "Rejected duplicate message ID",
+    24: "Rejected invalid UDH",
+    25: "Rejected message too long",
+}
+"""The status table's Description column, as the gateway writes it into status objects."""
 
 
 @dataclass
@@ -196,6 +224,7 @@ class MimSmsV3Sim(_Lifecycle):
         self.messages[message_id] = SimMessage(
             message_id, number, sender, text, segments, self.clock.time() + delay, outcome
         )
+        self.count_submission(number, text)
         return self._answer(0, message_id, number)
 
     def _text(self, request: SimRequest, long_path: bool) -> tuple[str, str | None]:
@@ -289,57 +318,49 @@ class MimSmsV3JsonSim(_Lifecycle):
         return SimResponse.json({"requestError": {"serviceException": {"text": reason}}}, status)
 
     async def _send(self, request: SimRequest) -> SimResponse:
+        """The one documented submit form: a JSON object with ``from``, a single ``to``
+        string and ``text``. A list ``to`` (or anything else) is refused with HTTP 400."""
         if not self._authorised(request):
             return self._refused(401, "invalid login details")
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith(("application/json", "application/xml")):
+            return self._refused(400, "General error: no Content-Type")
         body = request.json()
         if not isinstance(body, dict):
             return self._refused(400, "body must be a JSON object")
-        sender, to, text = body.get("from"), body.get("to"), body.get("text")
-        numbers = [to] if isinstance(to, str) else to
+        sender, number, text = body.get("from"), body.get("to"), body.get("text")
         if not isinstance(sender, str) or not isinstance(text, str) or not text:
             return self._refused(400, "from and text are required")
-        if (
-            not isinstance(numbers, list)
-            or not numbers
-            or not all(isinstance(n, str) for n in numbers)
-        ):
-            return self._refused(400, "to must be a number or a list of numbers")
+        if not isinstance(number, str) or not number:
+            return self._refused(400, "to must be one phone number (a string)")
         forced = self.take_forced()
+        status = int(forced) if forced is not None else None
+        if status is not None and _accepts(status):
+            shown, status = status, None
+        else:
+            shown = 0  # the documented answer: ACCEPTED / MESSAGE_ACCEPTED
         segments = analyse_text(text).segments
-        bulk_id = str(self._uuid()) if len(numbers) > 1 else None
-        answers = []
-        # accepted messages are en route (7); a forced 0 is the plain MESSAGE_ACCEPTED answer
-        accepted = 7
-        if forced is not None and int(forced) == 0:
-            accepted, forced = 0, None
-        for number in numbers:
-            status = int(forced) if forced is not None else None
-            if status is None and not _NUMBER.fullmatch(number):
-                status = 8 if number.startswith("0") else 14
-            if status is None and not self._charge(segments):
-                status = 12
-            entry: dict[str, Any] = {
-                "to": number,
-                "status": _status(accepted if status is None else status),
-            }
-            if status is None:
-                message = SimMessage(
-                    str(self._uuid()),
-                    number,
-                    sender,
-                    text,
-                    segments,
-                    self.clock.time(),
-                    self.outcomes.get(number, self.default_outcome),
-                    bulk_id,
-                )
-                self.messages[message.id] = message
-                entry |= {"smsCount": segments, "messageId": message.id}
-            answers.append(entry)
-        result: dict[str, Any] = {"messages": answers}
-        if bulk_id:
-            result["bulkId"] = bulk_id
-        return SimResponse.json(result)
+        if status is None and not _NUMBER.fullmatch(number):
+            status = 8 if number.startswith("0") else 14
+        if status is None and not self._charge(segments):
+            status = 12
+        answered = _status(shown if status is None else status)
+        entry: dict[str, Any] = {"to": number, "status": answered}
+        if status is None:
+            message = SimMessage(
+                str(self._uuid()),
+                number,
+                sender,
+                text,
+                segments,
+                self.clock.time(),
+                self.outcomes.get(number, self.default_outcome),
+                str(self._uuid()),  # each request is a bulk of one; shown in reports
+            )
+            self.messages[message.id] = message
+            self.count_submission(number, text)
+            entry |= {"smsCount": segments, "messageId": message.id}
+        return SimResponse.json({"messages": [entry]})
 
     def _uuid(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -424,17 +445,35 @@ class MimSmsV3JsonSim(_Lifecycle):
         return SimResponse.json({"results": rows})
 
 
-def _status(status_id: int) -> dict[str, Any]:
+def _accepts(status_id: int) -> bool:
+    """A forced status that is no rejection: the message is taken and shown in it."""
     row = STATUSES.get(status_id)
-    group = row.group if row else 0
-    name = row.name if row else "MESSAGE_ACCEPTED"
-    return {
+    return status_id == 0 or (row is not None and row.group != 5)
+
+
+def _status(status_id: int) -> dict[str, Any]:
+    """A status object in the document's form (``action`` only where the table has one)."""
+    if status_id == 0:
+        return {
+            "id": 0,
+            "groupId": 0,
+            "groupName": "ACCEPTED",
+            "name": "MESSAGE_ACCEPTED",
+            "description": "Message accepted",
+        }
+    row = STATUSES.get(status_id)
+    group = row.group if row else 5
+    name = row.name if row else "REJECTED_UNKNOWN"
+    status: dict[str, Any] = {
+        "id": status_id,
         "groupId": group,
         "groupName": STATUS_GROUPS[group][0],
-        "id": status_id,
         "name": name,
-        "description": name.replace("_", " ").capitalize(),
+        "description": DESCRIPTIONS.get(status_id, name.replace("_", " ").capitalize()),
     }
+    if row is not None and row.action:
+        status["action"] = row.action
+    return status
 
 
 def _error(error_id: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ The gateway documents no delivery-status endpoint, so none is served;
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections import deque
@@ -56,7 +57,7 @@ DEMO_SENDER = "MIMGWDEMO"
 DEMO_CAMPAIGN = "SIMCAMP01"
 
 RESULTS = {
-    "200": ("Success", "SMS Send Successfully"),
+    "200": ("Success", "SMS Send Successfuly"),
     "401": ("Unauthorized", "Invalid UserName & Password"),
     "208": ("Failed", "Invalid Sender ID"),
     "205": ("Failed", "Invalid Message Content"),
@@ -68,7 +69,10 @@ RESULTS = {
     "216": ("Failed", "Insufficient Balance"),
     "210": ("Failed", "Invalid CampaignId"),
 }
-"""The documented code map: code -> (status word, responseResult text)."""
+"""The documented code map: code -> (status word, responseResult text). A success says
+"SMS Send Successfuly", the vendor's spelling in every JSON example; the GET one-to-many
+example alone writes ``ONE_TO_MANY_GET_SUCCESS``."""
+ONE_TO_MANY_GET_SUCCESS = "SMS Send successfully"
 IP_BLACKLIST = "IP Black List"
 """``responseResult`` of the other 401 row."""
 
@@ -206,10 +210,10 @@ class MimSmsV4Sim(GatewaySim):
         return self._submit(self._fields(request), many=True)
 
     async def _send_query(self, request: SimRequest) -> SimResponse:
-        return self._submit(request.query, many=False)
+        return _as_query(self._submit(request.query, many=False))
 
     async def _one_to_many_query(self, request: SimRequest) -> SimResponse:
-        return self._submit(request.query, many=True)
+        return _as_query(self._submit(request.query, many=True), ONE_TO_MANY_GET_SUCCESS)
 
     def _gate(self, fields: dict[str, Any] | None) -> dict[str, Any] | SimResponse:
         """The fields of a submit, or the answer that stops it before its content is read:
@@ -286,6 +290,7 @@ class MimSmsV4Sim(GatewaySim):
         trxn_id = self._trxn_id()
         now = self.clock.time()
         for (number, text), count in zip(items, segments, strict=True):
+            self.count_submission(number, text)
             self.messages.append(
                 SimV4Message(
                     trxn_id,
@@ -326,3 +331,12 @@ class MimSmsV4Sim(GatewaySim):
         return SimResponse.json(
             {"statusCode": "200", "status": "Ok", "responseResult": f"{self.balance:.2f}"}
         )
+
+
+def _as_query(response: SimResponse, success: str | None = None) -> SimResponse:
+    """A submit answer in the GET examples' key order (``trxnId`` last)."""
+    data = json.loads(response.body)
+    if success is not None and data.get("statusCode") == "200":
+        data["responseResult"] = success
+    trxn_id = data.pop("trxnId", "")
+    return SimResponse.json({**data, "trxnId": trxn_id})

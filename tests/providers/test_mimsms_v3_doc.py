@@ -40,7 +40,6 @@ from mimgw import (
     MimgwError,
     ProviderError,
     ProviderUnavailableError,
-    RateLimitedError,
     Receipt,
     RecipientRejectedError,
     RequestRejectedError,
@@ -537,21 +536,29 @@ def entry(number: str, mid: str | None, sid: int, group: int) -> dict[str, Any]:
     return item
 
 
-async def test_one_request_for_many_recipients(gw: respx.MockRouter) -> None:
+async def test_many_recipients_go_as_documented_singles(gw: respx.MockRouter) -> None:
+    # the document shows only a single string ``to``: never a list
     numbers = ["8801711111111", "8801822222222", "8801933333333"]
-    answer = {
-        "bulkId": "b-1",
-        "messages": [
-            entry(numbers[0], "m-1", 7, 1),
-            entry(numbers[1], None, 14, 5),
-            entry(numbers[2], "m-3", 7, 1),
-        ],
+    answers = {
+        numbers[0]: entry(numbers[0], "m-1", 0, 0),
+        numbers[1]: entry(numbers[1], None, 14, 5),
+        numbers[2]: entry(numbers[2], "m-3", 0, 0),
     }
-    route = gw.post("/sms/1/text/single").respond(200, json=answer)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        to = json.loads(request.content)["to"]
+        assert isinstance(to, str)
+        return httpx.Response(200, json={"messages": [answers[to]]})
+
+    route = gw.post("/sms/1/text/single").mock(side_effect=answer)
     result = await js().send_bulk([Message(to=n, text="sale today") for n in numbers])
-    assert route.call_count == 1
-    body = json.loads(route.calls.last.request.content)
-    assert body == {"from": "InfoSMS", "to": numbers, "text": "sale today"}
+    assert route.call_count == 3
+    bodies = sorted(json.loads(c.request.content)["to"] for c in route.calls)
+    assert bodies == sorted(numbers)
+    assert all(
+        json.loads(c.request.content) == {"from": "InfoSMS", "to": t, "text": "sale today"}
+        for c, t in ((c, json.loads(c.request.content)["to"]) for c in route.calls)
+    )
     first, second, third = result.outcomes
     assert isinstance(first, Receipt) and first.message_id == "m-1" and first.to == numbers[0]
     assert isinstance(second, RecipientRejectedError)
@@ -572,7 +579,7 @@ async def test_one_request_for_many_recipients(gw: respx.MockRouter) -> None:
         (17, InsufficientBalanceError),
         (18, RecipientRejectedError),
         (19, AccessDeniedError),
-        (20, RateLimitedError),
+        (20, RequestRejectedError),  # STOP SPAMMING: neither retried nor failed over
         (21, ProviderUnavailableError),
         (23, RequestRejectedError),
         (24, ContentRejectedError),

@@ -30,7 +30,7 @@ from mimgw import (
     UnsupportedOperationError,
 )
 from mimgw.providers._v3_codes import DEFAULT_RETRIES, GSM_ERRORS, STATUSES
-from mimgw.providers.mimsms_v3_json import MAX_DESTINATIONS, MimSmsV3Json, classify
+from mimgw.providers.mimsms_v3_json import MimSmsV3Json, classify
 
 BASE = "http://api.mimsms.com"
 USER, PASSWORD = "acct-json", "open-sesame-42"
@@ -151,7 +151,7 @@ async def test_every_rejected_status_at_submit_is_an_error(gw: respx.MockRouter,
         (19, ErrorKind.ACCESS_DENIED),
         (16, ErrorKind.PROVIDER_UNAVAILABLE),
         (21, ErrorKind.PROVIDER_UNAVAILABLE),
-        (20, ErrorKind.RATE_LIMITED),
+        (20, ErrorKind.REQUEST_REJECTED),
         (23, ErrorKind.REQUEST_REJECTED),
     ],
 )
@@ -198,7 +198,6 @@ async def test_401_is_an_authentication_error(gw: respx.MockRouter) -> None:
         (200, '{"messages": [{"to": "8801712345678", "status": {"groupId": 1, "id": 7}}]}'),
         (200, '{"messages": [{"status": {"id": 7}, "messageId": " "}]}'),
         (400, '{"requestError": {}}'),
-        (500, '{"error": "boom"}'),
     ],
 )
 async def test_undocumented_submit_answers_are_bad_responses(
@@ -221,36 +220,31 @@ async def test_unstructured_5xx_at_submit_is_outcome_unknown(gw: respx.MockRoute
 
 def answer_each(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    numbers = body["to"] if isinstance(body["to"], list) else [body["to"]]
-    messages = []
-    for n in numbers:
-        if n.endswith("9"):
-            messages.append({"to": n, "status": status(14)})
-        elif not n.endswith("8"):  # numbers ending in 8 get no answer at all
-            messages.append(accepted(to=n, mid=f"id-{n}"))
-    return httpx.Response(200, json={"bulkId": "bk", "messages": list(reversed(messages))})
+    to = body["to"]
+    if not isinstance(to, str):  # the document shows a single string only
+        return httpx.Response(400, json={"requestError": {"text": "to must be a string"}})
+    if to.endswith("9"):
+        return httpx.Response(200, json={"messages": [{"to": to, "status": status(14)}]})
+    return httpx.Response(200, json={"messages": [accepted(to=to, mid=f"id-{to}")]})
 
 
-async def test_bulk_groups_same_text_into_one_request(gw: respx.MockRouter) -> None:
+async def test_bulk_sends_one_documented_single_per_message(gw: respx.MockRouter) -> None:
     route = gw.post("/sms/1/text/single").mock(side_effect=answer_each)
     messages = [
         Message(to="01712345670", text="same"),
         Message(to="01712345671", text="other"),
         Message(to="01712345679", text="same"),
         Message(to="01712345672", text="same"),
-        Message(to="01712345678", text="same"),
         Message(to="01712345673", text="same", sender="ELSE"),
     ]
     result = await make().send_bulk(messages)
     bodies = sorted((json.loads(c.request.content) for c in route.calls), key=str)
     assert bodies == sorted(
         [
-            {
-                "from": "ACME",
-                "to": ["8801712345670", "8801712345679", "8801712345672", "8801712345678"],
-                "text": "same",
-            },
+            {"from": "ACME", "to": "8801712345670", "text": "same"},
             {"from": "ACME", "to": "8801712345671", "text": "other"},
+            {"from": "ACME", "to": "8801712345679", "text": "same"},
+            {"from": "ACME", "to": "8801712345672", "text": "same"},
             {"from": "ELSE", "to": "8801712345673", "text": "same"},
         ],
         key=str,
@@ -260,35 +254,39 @@ async def test_bulk_groups_same_text_into_one_request(gw: respx.MockRouter) -> N
     assert isinstance(outcomes[1], Receipt) and outcomes[1].message_id == "id-8801712345671"
     assert isinstance(outcomes[2], RecipientRejectedError)
     assert isinstance(outcomes[3], Receipt) and outcomes[3].reference == messages[3].reference
-    assert isinstance(outcomes[4], BadResponseError)
-    assert isinstance(outcomes[5], Receipt) and outcomes[5].to == "8801712345673"
+    assert isinstance(outcomes[4], Receipt) and outcomes[4].to == "8801712345673"
+    assert make().capabilities.batch is False
 
 
-async def test_bulk_is_chunked_and_a_failed_chunk_fails_its_messages(gw: respx.MockRouter) -> None:
-    calls: list[list[str]] = []
+async def test_bulk_concurrency_is_bounded(gw: respx.MockRouter) -> None:
+    running, peak = 0, 0
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        numbers = json.loads(request.content)["to"]
-        calls.append(numbers)
-        if len(calls) == 2:
-            return httpx.Response(401)
-        return httpx.Response(200, json={"messages": [accepted(to=n, mid=n) for n in numbers]})
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return answer_each(request)
 
-    gw.post("/sms/1/text/single").mock(side_effect=answer)
-    numbers = [f"0171{i:07d}" for i in range(MAX_DESTINATIONS + 20)]
-    result = await make().send_bulk([Message(to=n, text="hello") for n in numbers], concurrency=1)
-    assert [len(c) for c in calls] == [MAX_DESTINATIONS, 20]
-    assert len(result.receipts) == MAX_DESTINATIONS
-    assert all(isinstance(e, AuthenticationError) for e in result.errors)
-    assert len(result.errors) == 20
+    route = gw.post("/sms/1/text/single").mock(side_effect=answer)
+    numbers = [f"0171{i:06d}0" for i in range(12)]
+    result = await make().send_bulk([Message(to=n, text="hello") for n in numbers], concurrency=3)
+    assert route.call_count == 12 and len(result.receipts) == 12
+    assert peak == 3
 
 
-async def test_bulk_with_the_same_number_twice(gw: respx.MockRouter) -> None:
-    gw.post("/sms/1/text/single").respond(
-        200, json={"messages": [accepted(mid="first"), accepted(mid="second")]}
+async def test_bulk_with_the_same_number_twice_sends_twice(gw: respx.MockRouter) -> None:
+    route = gw.post("/sms/1/text/single")
+    route.side_effect = [
+        httpx.Response(200, json={"messages": [accepted(mid="first")]}),
+        httpx.Response(200, json={"messages": [accepted(mid="second")]}),
+    ]
+    result = await make().send_bulk(
+        [Message(to=NUMBER, text="x"), Message(to=NUMBER, text="x")], concurrency=1
     )
-    result = await make().send_bulk([Message(to=NUMBER, text="x"), Message(to=NUMBER, text="x")])
     assert [r.message_id for r in result.receipts] == ["first", "second"]
+    assert [json.loads(c.request.content)["to"] for c in route.calls] == [NUMBER, NUMBER]
 
 
 # -- reports, logs, status ------------------------------------------------------------------
@@ -530,7 +528,7 @@ async def test_balance_is_unsupported() -> None:
     provider = make()
     assert not provider.capabilities.balance
     assert provider.capabilities.status and provider.capabilities.reports
-    assert provider.capabilities.webhook and provider.capabilities.batch
+    assert provider.capabilities.webhook and not provider.capabilities.batch
     with pytest.raises(UnsupportedOperationError):
         await provider.balance()
     with pytest.raises(UnsupportedOperationError):

@@ -141,7 +141,7 @@ async def test_json_lifecycle_logs_and_read_once_reports(sim: Simulator, js: Mim
     heard: list[object] = []
     js.add_listener(heard.append)
     receipt = await js.send(A, "hello")
-    assert receipt.state is State.PENDING
+    assert receipt.state is State.ACCEPTED  # the documented MESSAGE_ACCEPTED answer
     assert (await js.status(receipt.message_id)).state is State.PENDING
     sim.clock.advance(sim.mimsms_v3_json.operator_after)
     assert (await js.status(receipt.message_id)).state is State.SENT
@@ -178,16 +178,20 @@ async def test_json_gsm_errors_flow_into_reports(sim: Simulator, js: MimSmsV3Jso
     )
 
 
-async def test_json_bulk_uses_one_request_per_text(sim: Simulator, js: MimSmsV3Json) -> None:
+async def test_json_bulk_sends_one_documented_single_per_message(
+    sim: Simulator, js: MimSmsV3Json
+) -> None:
     numbers = [f"0171234560{i}" for i in range(5)]
     before = sim.mimsms_v3_json.requests
     result = await js.send_bulk(
         [Message(to=n, text="same") for n in numbers[:5]] + [Message(to=B, text="other")]
     )
     assert result.ok and len(result) == 6
-    assert sim.mimsms_v3_json.requests - before == 2
-    bulk_ids = {sim.mimsms_v3_json.messages[r.message_id].bulk_id for r in result.receipts[:5]}
-    assert len(bulk_ids) == 1 and None not in bulk_ids
+    assert sim.mimsms_v3_json.requests - before == 6
+    assert all(sim.mimsms_v3_json.sent_count(n, "same") == 1 for n in numbers)
+    assert sim.mimsms_v3_json.sent_count(B) == 1
+    bulk_ids = {sim.mimsms_v3_json.messages[r.message_id].bulk_id for r in result.receipts}
+    assert len(bulk_ids) == 6 and None not in bulk_ids  # every request is its own bulk
 
 
 async def test_json_logs_filters(sim: Simulator, js: MimSmsV3Json) -> None:
