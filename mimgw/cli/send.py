@@ -89,15 +89,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def cmd_send(args: argparse.Namespace, out: Console) -> int:
     async with AsyncExitStack() as stack:
         gateway = await open_gateway(args, stack)
-        kwargs = {"idempotency_key": args.idempotency_key} if args.idempotency_key else {}
         receipt = await gateway.send(
             args.to,
             args.text,
             sender=args.sender,
             reference=args.reference,
             category="promotional" if args.promotional else "transactional",
+            idempotency_key=args.idempotency_key,
             provider=args.provider,
-            **kwargs,
         )
     if args.json:
         print_json(receipt.model_dump(mode="json", exclude={"raw"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -234,3 +235,24 @@ def test_progress_moves_per_row_and_shows_rate_and_eta(
     assert code == 0
     assert advances == [1] * 5
     assert "msg/s" in out and "ETA" in out
+
+
+def test_rows_sharing_a_key_are_sent_once(
+    cli: CliRun, tmp_path: Path, fake: Callable[..., SignallingFake]
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("to,text,key\n01712345678,hello,same\n01712345678,hello,same\n")
+    provider = fake()
+    code, _, _ = cli("send-bulk", source, "-o", tmp_path / "out.csv", "--key-column", "key")
+    assert code == 0
+    assert len(provider.submits) == 1
+    rows = read_output(tmp_path / "out.csv")
+    assert rows[0]["message_id"] == rows[1]["message_id"] != ""
+
+
+def test_send_takes_an_idempotency_key(cli: CliRun) -> None:
+    code, out, err = cli(
+        "send", "01712345678", "hi", "--simulator", "--idempotency-key", "otp-1", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["provider"] == "mimsms_v4"
