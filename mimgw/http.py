@@ -18,6 +18,7 @@ import httpx
 from mimgw.errors import ProviderError
 from mimgw.redact import Redactor, install_log_filter
 from mimgw.taxonomy import ErrorKind
+from mimgw.transport import default_client, is_connect_failure
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -181,6 +182,7 @@ class HttpTransport:
         redactor: Redactor,
         timeout: httpx.Timeout,
         client: httpx.AsyncClient | None = None,
+        transport: str | None = None,
     ) -> None:
         install_log_filter()
         self.provider = provider
@@ -188,6 +190,7 @@ class HttpTransport:
         self.timeout = timeout
         self._client = client
         self._owns_client = client is None
+        self._transport = transport
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -199,7 +202,7 @@ class HttpTransport:
                     None,
                     "the shared httpx client is closed",
                 )
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            self._client = default_client(self.timeout, transport=self._transport)
             self._owns_client = True
         return self._client
 
@@ -243,6 +246,11 @@ class HttpTransport:
             )
         except httpx.HTTPError as exc:
             raise self._map_exception(exc, safe_url, submit=submit) from _scrub(exc, self.redact)
+        except Exception as exc:
+            if is_connect_failure(exc) is None:  # not a transport error: a bug, let it show
+                raise
+            # an aiohttp error httpx-aiohttp does not translate (a garbled status line)
+            raise self._map_exception(exc, safe_url, submit=submit) from None
         elapsed = time.perf_counter() - started
         try:
             text = response.text
@@ -269,10 +277,13 @@ class HttpTransport:
             )
         return result
 
-    def _map_exception(self, exc: httpx.HTTPError, safe_url: str, *, submit: bool) -> ProviderError:
+    def _map_exception(self, exc: Exception, safe_url: str, *, submit: bool) -> ProviderError:
         reason = self.redact(str(exc)) or type(exc).__name__
         detail = f"{type(exc).__name__} on {safe_url}: {reason}"
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        nothing_sent = is_connect_failure(exc)  # the aiohttp transport's own account
+        if nothing_sent is not None:
+            kind = ErrorKind.CONNECT_FAILED if nothing_sent else _maybe_sent(submit)
+        elif isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
             kind = ErrorKind.CONNECT_FAILED
         elif isinstance(
             exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError
@@ -282,14 +293,25 @@ class HttpTransport:
             kind = ErrorKind.BAD_RESPONSE
         else:
             # read/write timeouts, resets, protocol errors after the request went out
-            kind = ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
+            kind = _maybe_sent(submit)
         log.debug("%s request failed: %s", self.provider, detail)
         return ProviderError.of(kind, self.provider, None, detail)
+
+
+def _maybe_sent(submit: bool) -> ErrorKind:
+    """The request may have been processed: unknown for a submit, a safe retry for a read."""
+    return ErrorKind.OUTCOME_UNKNOWN if submit else ErrorKind.PROVIDER_UNAVAILABLE
 
 
 def _scrub(exc: httpx.HTTPError, redact: Redactor) -> httpx.HTTPError:
     """Remove secrets from an httpx exception before it is chained as a cause."""
     exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    if exc.__cause__ is not None or exc.__context__ is not None:
+        # a transport's own error (aiohttp's) may print the URL from its attributes, where
+        # redaction cannot reach; its text is already in this exception's message
+        exc.__cause__ = None
+        exc.__context__ = None
+        exc.__suppress_context__ = True
     with contextlib.suppress(RuntimeError, httpx.InvalidURL):  # no request attached
         exc.request = httpx.Request(exc.request.method, redact(str(exc.request.url)))
     return exc

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+
+# respx intercepts httpx's own transport only; the aiohttp transport's tests choose it
+# explicitly (tests/test_http_transports.py), so the default client stays respx-mockable.
+os.environ.setdefault("MIMGW_TRANSPORT", "httpx")
 
 from mimgw.simulator import Simulator
 
