@@ -335,7 +335,11 @@ class Provider(ABC):
     def prepare(self, message: Message) -> Outgoing:
         """Resolve the sender, analyse the text and check this gateway's limits."""
         if message.send_at is not None and not self.capabilities.schedule:
-            raise self.unsupported("scheduled sending (send_at)")
+            raise self.unsupported(
+                "scheduled sending (send_at)",
+                note="this gateway cannot schedule: its API documents no send time; "
+                "send the message when it is due, or through a gateway that can schedule",
+            )
         if message.category == "promotional" and not self.capabilities.promotional:
             raise self.unsupported("promotional messages")
         if self.regions is not None:
@@ -401,8 +405,11 @@ class Provider(ABC):
         if not self.capabilities.supports(operation):
             raise self.unsupported(operation)
 
-    def unsupported(self, operation: str) -> UnsupportedOperationError:
-        note = f" ({self.capabilities.notes})" if self.capabilities.notes else ""
+    def unsupported(self, operation: str, *, note: str | None = None) -> UnsupportedOperationError:
+        """The error for an operation this gateway lacks; ``note`` (else the capability
+        notes) says why."""
+        note = note or self.capabilities.notes
+        note = f" ({note})" if note else ""
         error = ProviderError.of(
             ErrorKind.UNSUPPORTED,
             self.name,

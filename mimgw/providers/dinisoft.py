@@ -33,6 +33,8 @@ log = logging.getLogger("mimgw.providers.dinisoft")
 SECURE_BASE_URL = "https://sms.dinisoftbd.com:7790"
 PLAIN_BASE_URL = "http://sms.dinisoftbd.com:7788"
 BALANCE_PATH = "/login/sms/smsConfiguration/smsClientBalance.jsp"
+API_PORTS = (7790, 7788)
+"""The documented ports of ``sendtext`` and ``getstatus`` (HTTPS, plain HTTP)."""
 
 _AUTH, _REJECTED = ErrorKind.AUTH, ErrorKind.REQUEST_REJECTED
 _UNAVAILABLE = ErrorKind.PROVIDER_UNAVAILABLE
@@ -100,7 +102,8 @@ class DiniSoft(Provider):
 
     ``secure=False`` selects the documented plain-HTTP port (7788) instead of HTTPS
     (7790). ``balance()`` reads the public client balance page, which is looked up by
-    ``client_name`` and receives no credentials.
+    ``client_name`` and receives no credentials; unless ``balance_url`` is given, it is
+    on the host (and scheme) of ``base_url``.
     """
 
     kind = "dinisoft"
@@ -146,8 +149,7 @@ class DiniSoft(Provider):
         if client_name is not None and not client_name.strip():
             raise ConfigurationError(f"{self.name}: client_name must not be blank")
         self.client_name = client_name.strip() if client_name else None
-        scheme = "https" if secure else "http"
-        self.balance_url = balance_url or f"{scheme}://sms.dinisoftbd.com{BALANCE_PATH}"
+        self.balance_url = balance_url or _balance_url(self.base_url)
         if not self.balance_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"{self.name}: balance_url must start with http:// or https://"
@@ -287,6 +289,18 @@ class DiniSoft(Provider):
 
 
 # -- parsing helpers ---------------------------------------------------------------------------
+
+
+def _balance_url(base_url: str) -> str:
+    """The balance page on the host of ``base_url``.
+
+    The page lives on the web server's own port, not on the API ports 7790/7788, so a
+    documented API port is dropped (the scheme is kept); any other port is kept, since a
+    proxy or a simulator that moved the API elsewhere serves the page there too.
+    """
+    url = httpx.URL(base_url)
+    port = "" if url.port in (None, *API_PORTS) else f":{url.port}"
+    return f"{url.scheme}://{url.raw_host.decode('ascii')}{port}{BALANCE_PATH}"
 
 
 def _parse(response: HttpResponse) -> dict[str, Any]:

@@ -120,6 +120,12 @@ class MimSmsV3(Provider):
             raise InvalidMessageError(
                 f"{self.name}: sender {sender!r} is longer than {MAX_SENDER} characters"
             )
+        if message.send_at is not None and message.send_at < self._now():
+            # the gateway takes only a delay from now; a time already past would go out at
+            # once, which is not what the caller asked for
+            raise InvalidMessageError(
+                f"{self.name}: send_at {message.send_at.isoformat()} is in the past"
+            )
 
     async def _send(self, outgoing: Outgoing) -> Receipt:
         info = outgoing.info
@@ -162,7 +168,8 @@ class MimSmsV3(Provider):
         return outgoing.receipt(self.name, message_id, raw=response.text)
 
     def _delay(self, send_at: datetime | None) -> str | None:
-        """``send_at`` as the gateway's relative ``1d2h5m3s`` form; ``None`` to send now."""
+        """``send_at`` as the gateway's relative ``1d2h5m3s`` form; ``None`` to send now
+        (no time, or less than a second ahead). A time in the past never gets here."""
         if send_at is None:
             return None
         seconds = round((send_at - self._now()).total_seconds())

@@ -81,7 +81,6 @@ class DiniSoftSim(GatewaySim):
             "sender": self.sender,
             "client_name": self.client_name,
             "base_url": "https://dinisoft.sim.invalid:7790",
-            "balance_url": f"https://dinisoft.sim.invalid{BALANCE_PATH}",
         }
 
     def provider(self, **overrides: Any) -> Provider:

@@ -76,6 +76,38 @@ def test_insecure_selects_the_plain_http_port() -> None:
 
 
 @pytest.mark.parametrize(
+    ("base_url", "balance_url"),
+    [
+        # the documented API ports are dropped: the page is on the web server's own port
+        ("https://sms.dinisoftbd.com:7790", "https://sms.dinisoftbd.com"),
+        ("http://sms.dinisoftbd.com:7788", "http://sms.dinisoftbd.com"),
+        ("https://sms2.dinisoft.example:7790", "https://sms2.dinisoft.example"),
+        ("http://10.0.0.5:7788/", "http://10.0.0.5"),
+        # any other port is the proxy's (or a simulator's) and stays
+        ("http://127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("https://gw.example/dinisoft", "https://gw.example"),
+    ],
+)
+def test_balance_url_follows_a_custom_base_urls_host(base_url: str, balance_url: str) -> None:
+    provider = make(base_url=base_url)
+    assert provider.balance_url == balance_url + "/login/sms/smsConfiguration/smsClientBalance.jsp"
+
+
+def test_an_explicit_balance_url_wins_over_the_base_url() -> None:
+    provider = make(base_url="http://127.0.0.1:8765", balance_url="https://b.example/page.jsp")
+    assert provider.balance_url == "https://b.example/page.jsp"
+
+
+async def test_balance_is_read_from_the_custom_host() -> None:
+    async with respx.mock(assert_all_called=True) as router:
+        route = router.get("http://127.0.0.1:8765/login/sms/smsConfiguration/smsClientBalance.jsp")
+        route.respond(200, text="10.000000")
+        provider = make(base_url="http://127.0.0.1:8765", client_name="acme")
+        assert (await provider.balance()).amount == Decimal("10.000000")
+    assert route.calls.last.request.url.query == b"client=acme"
+
+
+@pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"client_name": "  "}, "client_name"),

@@ -21,6 +21,7 @@ from mimgw import (
     DeliveryReport,
     ErrorKind,
     InvalidMessageError,
+    Message,
     MimgwError,
     ProviderError,
     Receipt,
@@ -143,11 +144,25 @@ async def test_send_at_becomes_a_relative_send_date_time(
     )
 
 
-@pytest.mark.parametrize("delta", [timedelta(seconds=-60), timedelta(0), timedelta(seconds=0.4)])
-async def test_past_or_imminent_send_at_sends_now(gw: respx.MockRouter, delta: timedelta) -> None:
+@pytest.mark.parametrize("delta", [timedelta(0), timedelta(seconds=0.4)])
+async def test_imminent_send_at_sends_now(gw: respx.MockRouter, delta: timedelta) -> None:
     route = gw.get("/api/sendsms/plain").respond(200, text=ok())
     await make().send(NUMBER, "now", send_at=NOW + delta)
     assert "SendDateTime" not in query_of(route)
+
+
+@pytest.mark.parametrize(
+    "delta", [timedelta(microseconds=-1), timedelta(seconds=-60), timedelta(days=-3)]
+)
+async def test_send_at_in_the_past_is_refused_before_any_request(
+    gw: respx.MockRouter, delta: timedelta
+) -> None:
+    route = gw.get(url__regex=r".*").respond(200, text=ok())
+    with pytest.raises(InvalidMessageError, match="in the past"):
+        await make().send(NUMBER, "late", send_at=NOW + delta)
+    result = await make().send_bulk([Message(to=NUMBER, text="late", send_at=NOW + delta)])
+    assert isinstance(result.outcomes[0], InvalidMessageError)
+    assert not route.called
 
 
 async def test_length_limit_is_checked_before_any_request(gw: respx.MockRouter) -> None:
