@@ -567,3 +567,21 @@ async def test_sim_dinisoft_read_once_status_is_answered_from_the_ledger(sim: ob
     assert again.state is State.DELIVERED and again.reference == receipt.reference
     assert sim.dinisoft.requests == before  # final: answered from the ledger
     await gw.aclose()
+
+
+async def test_a_scheduled_message_goes_to_a_gateway_that_can_schedule() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from mimgw.providers.base import Capabilities
+
+    cannot = FakeProvider(name="now_only", capabilities=Capabilities(schedule=False))
+    can = FakeProvider(name="scheduler")
+    gw = fake_gateway_for(cannot, can)
+    later = datetime.now(UTC) + timedelta(hours=2)
+    receipt = await gw.send("01712345678", "tomorrow's offer", send_at=later)
+    assert receipt.provider == "scheduler" and cannot.submits == []
+    assert (await gw.send("01712345678", "now")).provider == "now_only"
+    with pytest.raises(UnsupportedOperationError, match="cannot schedule"):
+        await fake_gateway_for(FakeProvider(capabilities=Capabilities())).send(
+            "01712345678", "x", send_at=later
+        )
