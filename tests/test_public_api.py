@@ -29,6 +29,7 @@ DESIGN_NAMES = (
     "ConfigurationError",
     "AllProvidersFailedError",
     "OutcomeUnknownError",
+    "CampaignRequiredError",
     # gateway
     "Gateway",
     "RetryPolicy",
