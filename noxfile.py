@@ -37,6 +37,13 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """The long fault soak of tests/reliability (minutes; extra pytest arguments pass through)."""
+    session.env["MIMGW_SOAK"] = "1"
+    uv_run(session, "pytest", "tests/reliability", "-m", "soak", *session.posargs)
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site; warnings (broken links, missing pages) are errors."""
     uv_run(session, "mkdocs", "build", "--strict", *session.posargs, group="docs")
