@@ -8,8 +8,11 @@ separate "a gateway took it" from "the ledger knows it".
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 import anyio
 
@@ -24,13 +27,15 @@ from mimgw.errors import (
     UnsupportedOperationError,
 )
 from mimgw.gateway.core import GatewayCore, Trace
-from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
+from mimgw.ledger import Intent, IntentAttempt, IntentState, Ledger, LedgerError, MemoryLedger
 from mimgw.models import Category, Message, Receipt
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["SendingMixin"]
 
 log = logging.getLogger("mimgw.gateway")
+
+T = TypeVar("T")
 
 _REFUSALS = (InvalidMessageError, ConfigurationError, UnsupportedOperationError)
 RECORD_GRACE = 30.0
@@ -112,7 +117,7 @@ class SendingMixin(GatewayCore):
     async def _submit_once(self, message: Message, pin: str | None, attempt: int) -> Receipt:
         intent = Intent.for_message(message, now=self._now())
         try:
-            held = await complete(lambda: self.ledger.begin(intent), grace=RECORD_GRACE)
+            held = await self._guarded(lambda: self.ledger.begin(intent))
         except TimeoutError:
             raise LedgerError("ledger: writing the send intent timed out; nothing sent") from None
         except BaseException:  # cancelled: the intent may be written, nothing was sent
@@ -145,6 +150,12 @@ class SendingMixin(GatewayCore):
         await self._record_accepted(accepted, message, attempt)
         return receipt
 
+    async def _guarded(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a ledger write to its end through any cancellation (see module doc)."""
+        if _never_suspends(self.ledger):  # nothing to interrupt: no task needed
+            return await fn()
+        return await complete(fn, grace=RECORD_GRACE)
+
     def _replay(self, held: Intent) -> Receipt:
         """The key is held by an earlier send: its receipt, or "unknown", nothing sent."""
         if held.state is IntentState.ACCEPTED and held.receipt is not None:
@@ -170,7 +181,7 @@ class SendingMixin(GatewayCore):
                 await self._after_record(entry)
 
         try:
-            await complete(write, grace=RECORD_GRACE)
+            await self._guarded(write)
         except (MimgwError, TimeoutError) as exc:  # never turn an accepted message into an error
             log.error("ledger: recording accepted send %s failed: %r", intent.id, exc)
         receipt = intent.receipt
@@ -179,7 +190,7 @@ class SendingMixin(GatewayCore):
 
     async def _finish_quietly(self, intent: Intent) -> None:
         try:
-            await complete(lambda: self.ledger.finish(intent), grace=RECORD_GRACE)
+            await self._guarded(lambda: self.ledger.finish(intent))
         except (MimgwError, TimeoutError) as exc:
             log.error("ledger: recording the outcome of send %s failed: %r", intent.id, exc)
 
@@ -224,7 +235,7 @@ class SendingMixin(GatewayCore):
             except ProviderError as exc:
                 errors.append(exc)
                 attempts.append(
-                    IntentAttempt(
+                    IntentAttempt.model_construct(
                         provider=name, kind=exc.kind, may_have_been_sent=exc.may_have_been_sent
                     )
                 )
@@ -233,12 +244,29 @@ class SendingMixin(GatewayCore):
                 if index + 1 < len(order):
                     log.warning("%s failed (%s); trying the next gateway", name, exc.kind.value)
                 continue
-            attempts.append(IntentAttempt(provider=name))
+            attempts.append(IntentAttempt.model_construct(provider=name, kind=None))
             return receipt
         if not errors and refusals:
             invalid = [r for r in refusals if isinstance(r, InvalidMessageError)]
             raise (invalid or refusals)[0]
         raise AllProvidersFailedError(errors)
+
+
+_WRITES = ("begin", "finish", "record_submit", "schedule", "settle")
+
+
+@functools.cache
+def _suspends(kind: type[Ledger]) -> bool:
+    """False for the memory ledger as shipped: its writes never await anything, so no
+    cancellation can land inside one (a subclass that awaits is treated as suspending)."""
+    return not (
+        issubclass(kind, MemoryLedger)
+        and all(getattr(kind, m) is getattr(MemoryLedger, m) for m in _WRITES)
+    )
+
+
+def _never_suspends(ledger: Ledger) -> bool:
+    return not _suspends(type(ledger))
 
 
 def _truthful(error: ProviderError, trace: Trace) -> ProviderError:

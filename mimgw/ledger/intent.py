@@ -84,11 +84,17 @@ class Intent(BaseModel):
 
     @classmethod
     def for_message(cls, message: Message, *, now: datetime) -> Intent:
-        return cls(
+        # built from a validated Message: construct without validating again (hot path)
+        return cls.model_construct(
             id=uuid.uuid4().hex,
             key=message.idempotency_key,
             reference=message.reference,
             to=message.to,
+            state=IntentState.IN_FLIGHT,
+            receipt=None,
+            attempts=(),
+            error=None,
+            resolved_by=None,
             owner=_PROCESS,
             created_at=now,
             updated_at=now,
