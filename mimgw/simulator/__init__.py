@@ -11,6 +11,8 @@ balance, delivery lifecycle and read-once semantics; faults can be injected.
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import httpx
 
@@ -32,6 +34,7 @@ from mimgw.simulator.faults import Fault, FaultAction, FaultBook
 from mimgw.simulator.imiconnect import IMIconnectSim
 from mimgw.simulator.mimsms_v3 import MimSmsV3JsonSim, MimSmsV3Sim
 from mimgw.simulator.mimsms_v4 import MimSmsV4Sim
+from mimgw.simulator.served import ServedSimulator, serve_app
 
 __all__ = [
     "Clock",
@@ -43,11 +46,16 @@ __all__ = [
     "MimSmsV3JsonSim",
     "MimSmsV3Sim",
     "MimSmsV4Sim",
+    "ServedSimulator",
     "SimRequest",
     "SimResponse",
     "SimTransport",
     "Simulator",
+    "serve_app",
 ]
+
+
+log = logging.getLogger("mimgw.simulator")
 
 
 class Simulator:
@@ -80,6 +88,8 @@ class Simulator:
                     raise RuntimeError(f"two simulated gateways serve {method} {path}")
                 self._routes[key] = (gateway, handler)
         self._client: httpx.AsyncClient | None = None
+        self.push_client: httpx.AsyncClient | None = None
+        """Client every gateway's pushes go through unless it has its own ``push_client``."""
 
     # -- routing -----------------------------------------------------------------------
 
@@ -147,6 +157,29 @@ class Simulator:
                 seconds=seconds,
             )
         )
+
+    # -- pushes --------------------------------------------------------------------------
+
+    def set_push_url(self, url: str | None) -> None:
+        """Point every gateway that pushes at ``url``; ``{kind}`` in it becomes the
+        gateway's key (``…/mimgw/webhooks/{kind}?token=…`` reaches mimgw's webhook router)."""
+        for gateway in self.gateways.values():
+            if gateway.pushes:
+                gateway.notify_url = None if url is None else url.replace("{kind}", gateway.key)
+
+    async def push_all(self) -> dict[str, int]:
+        """Push every due delivery report of every gateway that pushes; counts per gateway.
+        A receiver that cannot be reached is logged and tried again on the next call."""
+        pushed: dict[str, int] = {}
+        for gateway in self.gateways.values():
+            if not gateway.pushes:
+                continue
+            try:
+                pushed[gateway.key] = await gateway.push_reports()
+            except httpx.HTTPError as exc:
+                log.warning("simulator: pushing %s reports failed: %s", gateway.key, exc)
+                pushed[gateway.key] = 0
+        return pushed
 
     # -- clients -------------------------------------------------------------------------
 

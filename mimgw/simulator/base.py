@@ -10,7 +10,9 @@ from collections import Counter, deque
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mimgw.errors import MimgwError
+import httpx
+
+from mimgw.errors import ConfigurationError, MimgwError
 from mimgw.phone import normalize_number
 from mimgw.simulator._asgi import Handler
 
@@ -50,6 +52,8 @@ class GatewaySim(ABC):
 
     key: ClassVar[str]
     """Also the provider's ``kind``."""
+    pushes: ClassVar[bool] = False
+    """Whether the real gateway pushes delivery reports to a URL of ours."""
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
@@ -64,6 +68,10 @@ class GatewaySim(ABC):
         the gateway do not count; one whose answer a fault lost afterwards does."""
         self.references: Counter[str] = Counter()
         """Accepted messages per caller reference, where the wire carries one."""
+        self.notify_url: str | None = None
+        """Where this gateway pushes delivery reports (gateways that push only)."""
+        self.push_client: httpx.AsyncClient | None = None
+        """Client the pushes go through; ``None``: the simulator's ``push_client``."""
 
     @property
     def clock(self) -> Clock:
@@ -102,6 +110,20 @@ class GatewaySim(ABC):
             for (recipient, body), count in self.submissions.items()
             if (number is None or recipient == number) and (text is None or body == text)
         )
+
+    async def push_reports(self) -> int:
+        """POST every due, not yet pushed delivery report to :attr:`notify_url`; returns
+        how many the receiver took (2xx). Gateways that document no push return 0."""
+        return 0
+
+    def pusher(self) -> httpx.AsyncClient:
+        """The client pushes go through."""
+        client = self.push_client or self.sim.push_client
+        if client is None:
+            raise ConfigurationError(
+                f"configure {type(self).__name__}.push_client (or the simulator's) to push"
+            )
+        return client
 
     @abstractmethod
     def routes(self) -> list[Route]:

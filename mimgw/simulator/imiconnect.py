@@ -50,6 +50,7 @@ class SimImiMessage:
 
 class IMIconnectSim(GatewaySim):
     key = "imiconnect"
+    pushes = True
 
     def __init__(self, sim: Simulator) -> None:
         super().__init__(sim)
@@ -59,12 +60,10 @@ class IMIconnectSim(GatewaySim):
         self.deliver_after = 1.0
         self.outcomes: dict[str, str] = {}
         """Number -> the ``deliveryStatus`` word pushed for it (default ``"Delivered"``)."""
-        self.notify_url: str | None = None
-        """DR notify URL configured for the service (a request's ``notifyurl`` wins)."""
+        # notify_url: the DR notify URL configured for the service (a request's
+        # ``notifyurl`` wins); push_client: as on every emulator (see GatewaySim)
         self.mo_url: str | None = None
         """MO notify URL; falls back to :attr:`notify_url`."""
-        self.push_client: httpx.AsyncClient | None = None
-        """Client the pushes go through (an ASGI app in tests, the real network when served)."""
         self.messages: dict[str, SimImiMessage] = {}
         self.batch_sizes: list[int] = []
         """Message objects per accepted request, in arrival order."""
@@ -193,9 +192,7 @@ class IMIconnectSim(GatewaySim):
         return await self._client().post(url, json=payload)
 
     def _client(self) -> httpx.AsyncClient:
-        if self.push_client is None:
-            raise ConfigurationError("configure IMIconnectSim.push_client to push notifications")
-        return self.push_client
+        return self.pusher()
 
 
 def _valid(obj: object) -> bool:

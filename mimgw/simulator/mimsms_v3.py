@@ -95,6 +95,7 @@ class _Lifecycle(GatewaySim):
     username: ClassVar[str]
     password: ClassVar[str]
     sender: ClassVar[str] = "mimgw"
+    pushes = True  # both APIs can push delivery reports to a call-back URL
 
     def __init__(self, sim: Any) -> None:
         super().__init__(sim)
@@ -126,6 +127,25 @@ class _Lifecycle(GatewaySim):
 
     def local(self, at: float) -> datetime:
         return datetime.fromtimestamp(at, UTC).astimezone(DHAKA)
+
+    def push_body(self, messages: list[SimMessage]) -> SimResponse:
+        """The pushed form of these messages' reports (body and content type)."""
+        raise NotImplementedError
+
+    async def push_reports(self) -> int:
+        """POST every final, unread report to :attr:`notify_url` in one request; a
+        report the receiver took (2xx) is handed out and will not be pulled again."""
+        due = self.unread_final()
+        if self.notify_url is None or not due:
+            return 0
+        body = self.push_body(due)
+        response = await self.pusher().post(
+            self.notify_url, content=body.body, headers={"Content-Type": body.content_type}
+        )
+        if not response.is_success:
+            return 0
+        self.read.update(m.id for m in due)
+        return len(due)
 
     def provider_kwargs(self) -> dict[str, Any]:
         return {
@@ -265,9 +285,14 @@ class MimSmsV3Sim(_Lifecycle):
             return SimResponse.text({-10: "10", -11: "11"}.get(code, "5"))
         wanted = request.q("messageid")
         ids = {i.strip() for i in wanted.split(",") if i.strip()} if wanted else None
+        found = self.unread_final(ids)
+        self.read.update(m.id for m in found)
+        return self.push_body(found)
+
+    def push_body(self, messages: list[SimMessage]) -> SimResponse:
+        """A ``<DeliveryReport>`` document: what the pull answers and what is pushed."""
         rows = []
-        for message in self.unread_final(ids):
-            self.read.add(message.id)
+        for message in messages:
             sent, done = self.local(message.due), self.local(message.final_at(self.final_after))
             rows.append(
                 f"<message id={quoteattr(message.id)} sentdate={quoteattr(_unpadded(sent))} "
@@ -390,8 +415,10 @@ class MimSmsV3JsonSim(_Lifecycle):
     def notify_body(self, *message_ids: str) -> bytes:
         """The body the gateway would push to a notify URL for these (or all final) messages."""
         chosen = [self.messages[i] for i in message_ids] if message_ids else self.unread_final()
-        body = {"results": [self.entry(m) for m in chosen]}
-        return SimResponse.json(body).body
+        return self.push_body(chosen).body
+
+    def push_body(self, messages: list[SimMessage]) -> SimResponse:
+        return SimResponse.json({"results": [self.entry(m) for m in messages]})
 
     async def _reports(self, request: SimRequest) -> SimResponse:
         if not self._authorised(request):
