@@ -32,7 +32,8 @@ from mimgw.simulator.base import Clock, GatewaySim
 from mimgw.simulator.dinisoft import DiniSoftSim
 from mimgw.simulator.faults import Fault, FaultAction, FaultBook
 from mimgw.simulator.imiconnect import IMIconnectSim
-from mimgw.simulator.mimsms_v3 import MimSmsV3JsonSim, MimSmsV3Sim
+from mimgw.simulator.mimsms_v3 import MimSmsV3Sim
+from mimgw.simulator.mimsms_v3_json import MimSmsV3JsonSim
 from mimgw.simulator.mimsms_v4 import MimSmsV4Sim
 from mimgw.simulator.served import ServedSimulator, serve_app
 

@@ -39,7 +39,8 @@ from mimgw.simulator.base import GatewaySim, _wire_number
 from mimgw.simulator.dinisoft import DiniSoftSim
 from mimgw.simulator.faults import Fault, FaultAction
 from mimgw.simulator.imiconnect import IMIconnectSim
-from mimgw.simulator.mimsms_v3 import MimSmsV3JsonSim, MimSmsV3Sim
+from mimgw.simulator.mimsms_v3 import MimSmsV3Sim
+from mimgw.simulator.mimsms_v3_json import MimSmsV3JsonSim
 from mimgw.simulator.mimsms_v4 import MimSmsV4Sim
 
 if TYPE_CHECKING:
