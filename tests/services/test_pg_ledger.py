@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from mimgw import ConfigurationError, MimgwError, Receipt, State
+from mimgw import ConfigurationError, MimgwError, OutcomeUnknownError, Receipt, State
 from mimgw.ledger import Intent, IntentState, LedgerError, PostgresLedger, _pg_schema
 from mimgw.models import Message
 
@@ -281,15 +281,22 @@ async def test_a_gateway_on_postgres_sends_a_key_once_and_redelivers(
         )
         for _ in range(2)
     ]
-    sent = await asyncio.gather(
-        *(gw.send("01712345678", "code 1", idempotency_key="otp-1") for gw in gateways * 3)
+    outcomes = await asyncio.gather(
+        *(gw.send("01712345678", "code 1", idempotency_key="otp-1") for gw in gateways * 3),
+        return_exceptions=True,
     )
-    assert len(fake.submits) == 1 and len({r.message_id for r in sent}) == 1
+    assert len(fake.submits) == 1
+    sent = [o for o in outcomes if isinstance(o, Receipt)]
+    assert sent and len({r.message_id for r in sent}) == 1
+    # a send racing the one in flight is refused as unknown, never sent again
+    assert all(isinstance(o, OutcomeUnknownError) for o in outcomes if o not in sent)
+    again = await gateways[1].send("01712345678", "code 1", idempotency_key="otp-1")
+    assert again.message_id == sent[0].message_id and len(fake.submits) == 1
     fake.report(sent[0].message_id, State.UNDELIVERABLE, permanent=False, retries_allowed=1)
     await gateways[0].fetch_reports()
     clock.advance(60)
-    outcomes = await asyncio.gather(*(gw.redeliver_due() for gw in gateways))
-    assert sum(len(o) for o in outcomes) == 1 and len(fake.submits) == 2
+    claims = await asyncio.gather(*(gw.redeliver_due() for gw in gateways))
+    assert sum(len(c) for c in claims) == 1 and len(fake.submits) == 2
     history = await gateways[1].history(sent[0].reference)
     assert [e.attempt for e in history] == [1, 2]
     for gw in gateways:
