@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from typing import Any, get_args
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from mimgw.config import (
     MimSmsV4Settings,
 )
 from mimgw.simulator import Simulator
+from mimgw.simulator.served import ServedSimulator, serve_app
 
 _SETTINGS = {
     get_args(cls.model_fields["kind"].annotation)[0]: cls
@@ -47,8 +47,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     simulate.add_argument(
         "--push-url",
         metavar="URL",
-        help="where simulated gateways push delivery reports and inbound messages "
-        "(e.g. http://127.0.0.1:8000/mimgw/webhooks/imiconnect?token=…)",
+        help="where the gateways that push (IMIconnect, MiMSMS v3) post delivery reports; "
+        "{kind} is replaced by the gateway, e.g. "
+        "http://127.0.0.1:8000/mimgw/webhooks/{kind}?token=…",
     )
     simulate.set_defaults(handler=cmd_simulate, sync=True)
 
@@ -93,25 +94,10 @@ def serve(app: Any, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def build_app(seed: int, push_url: str | None) -> tuple[Simulator, Any]:
+def build_app(seed: int, push_url: str | None) -> tuple[Simulator, ServedSimulator]:
     """The simulator and the ASGI app to serve (pushing reports to ``push_url`` if given)."""
-    import mimgw.simulator as simulator_module
-
-    serve_app = getattr(simulator_module, "serve_app", None)
-    if serve_app is None:
-        if push_url is not None:
-            raise CliError("--push-url needs a mimgw whose simulator can push over HTTP")
-        sim = Simulator(seed=seed)
-        return sim, sim
-    parameters = inspect.signature(serve_app).parameters
-    kwargs: dict[str, Any] = {}
-    if "seed" in parameters:
-        kwargs["seed"] = seed
-    if push_url is not None:
-        kwargs["push_url"] = push_url
-    app = serve_app(**kwargs)
-    found = getattr(app, "simulator", None) or getattr(app, "sim", None)
-    return (found if isinstance(found, Simulator) else Simulator(seed=seed)), app
+    app = serve_app(push_url, seed=seed)
+    return app.simulator, app
 
 
 def cmd_simulate(args: argparse.Namespace, out: Console) -> int:

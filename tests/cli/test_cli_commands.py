@@ -306,3 +306,16 @@ def test_simulate_prints_env_lines(cli: CliRun, monkeypatch: pytest.MonkeyPatch)
     for kind in SIMULATED_KINDS:
         assert f"MIMGW_PROVIDERS__{kind.upper()}__KIND={kind}" in lines
         assert f"MIMGW_PROVIDERS__{kind.upper()}__BASE_URL=http://127.0.0.1:9999" in lines
+
+
+def test_simulate_push_url_reaches_the_served_app(
+    cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(simulate, "serve", lambda app, host, port: served.append(app))
+    url = "http://127.0.0.1:8000/mimgw/webhooks/{kind}?token=abc"
+    code, out, _ = cli("simulate", "--push-url", url)
+    assert code == 0
+    [app] = served
+    assert app.push_url == url
+    assert f"# delivery reports and inbound messages are pushed to {url}" in out
