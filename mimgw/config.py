@@ -263,8 +263,44 @@ class BreakerSettings(_Section):
 
 
 class LedgerSettings(_Section):
-    backend: Literal["memory", "sqlite"] = "memory"
+    """Where intents, submits and reports are recorded.
+
+    ``backend`` memory (default), sqlite (``path``) or postgres (``url``); a ``url`` alone
+    picks its backend: ``postgresql://user:password@host/db`` or ``sqlite:///path``.
+    """
+
+    backend: Literal["memory", "sqlite", "postgres"] = "memory"
     path: Path | None = None
+    url: SecretStr | None = None
+    """Secret: a PostgreSQL URL may hold a password."""
+    table: str = "mimgw_ledger"
+    """PostgreSQL: the entries table (intents and the schema version live beside it)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_from_url(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or data.get("url") is None:
+            return data
+        raw = data["url"]
+        url = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw)
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        values = dict(data)
+        if scheme in ("postgres", "postgresql"):
+            backend = "postgres"
+        elif scheme == "sqlite" and url.startswith(("sqlite:///", "SQLITE:///")):
+            backend = "sqlite"
+            path = url[len("sqlite:///") :]
+            if not path:
+                raise ValueError("url: sqlite:///path needs a file path")
+            if values.get("path") is not None and Path(values["path"]) != Path(path):
+                raise ValueError("give the SQLite file as path or as url, not both")
+            values["path"] = path
+        else:
+            raise ValueError("url must be postgresql://user@host/database or sqlite:///path")
+        if values.get("backend") not in (None, backend):
+            raise ValueError(f"url is a {backend} URL but backend is {values['backend']!r}")
+        values["backend"] = backend
+        return values
 
     @model_validator(mode="after")
     def _sqlite_needs_path(self) -> LedgerSettings:
@@ -273,6 +309,15 @@ class LedgerSettings(_Section):
         return self
 
     def build(self) -> Ledger:
+        if self.backend == "postgres":
+            try:
+                from mimgw.ledger.postgres import PostgresLedger
+            except ImportError:
+                raise ConfigurationError(
+                    "ledger: the postgres backend needs asyncpg (pip install 'mimgw[postgres]')"
+                ) from None
+            dsn = None if self.url is None else self.url.get_secret_value()
+            return PostgresLedger(dsn, table=self.table)
         if self.backend == "sqlite":
             assert self.path is not None
             return SqliteLedger(self.path)
