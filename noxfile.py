@@ -24,6 +24,19 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def services(session: nox.Session) -> None:
+    """Only the tests against real PostgreSQL/Redis/RabbitMQ on loopback (``-m services``);
+    with ``CI=true`` a service that is down fails them instead of skipping."""
+    uv_run(session, "pytest", "-m", "services", *session.posargs)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Everything except the services tests (no server needed)."""
+    uv_run(session, "pytest", "-m", "not services", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint rules and formatting."""
     uv_run(session, "ruff", "check", "mimgw", "tests", "benchmarks", "noxfile.py")
