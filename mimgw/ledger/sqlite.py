@@ -373,13 +373,15 @@ class SqliteLedger(Ledger):
         return await self._run(op)
 
     async def unresolved(self, older_than: timedelta | None = None) -> list[Intent]:
-        limit = _iso(self._clock() - (older_than or timedelta(0)))
+        # without older_than, every open intent: one stamped by a clock ahead of ours
+        # (the Gateway's own ``now``, another process) is still unresolved
+        limit = None if older_than is None else _iso(self._clock() - older_than)
 
         def op(db: sqlite3.Connection) -> list[Intent]:
             rows = db.execute(
-                "SELECT data FROM mimgw_intents WHERE state IN (?, ?) AND created_at <= ? "
-                "ORDER BY created_at",
-                (*_OPEN, limit),
+                "SELECT data FROM mimgw_intents WHERE state IN (?, ?) "
+                "AND (? IS NULL OR created_at <= ?) ORDER BY created_at",
+                (*_OPEN, limit, limit),
             ).fetchall()
             return [self._load_intent(r[0]) for r in rows]
 
