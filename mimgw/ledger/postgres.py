@@ -18,10 +18,18 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
-from pydantic import TypeAdapter, ValidationError
 
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import _pg_schema as schema
+from mimgw.ledger._pg_sql import (
+    Statements,
+    columns,
+    entry_row,
+    intent_columns,
+    json_time,
+    load,
+    load_intent,
+)
 from mimgw.ledger.base import Finish, Ledger
 from mimgw.ledger.entry import LedgerEntry, LedgerError, utcnow
 from mimgw.ledger.intent import Intent, IntentState
@@ -36,28 +44,6 @@ Step = Callable[[LedgerEntry | None], LedgerEntry]
 _RETRY = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _OPEN = [IntentState.IN_FLIGHT.value, IntentState.UNKNOWN.value]
 _ROUNDS = 8
-
-
-def _load(data: str) -> LedgerEntry:
-    try:
-        return LedgerEntry.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt ledger row: {exc.error_count()} errors") from None
-
-
-def _load_intent(data: str) -> Intent:
-    try:
-        return Intent.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt intent row: {exc.error_count()} errors") from None
-
-
-_TIME = TypeAdapter(datetime)
-
-
-def _json_time(value: datetime | None) -> str | None:
-    """A time as the entries' JSON holds it (pydantic's own rendering)."""
-    return None if value is None else str(_TIME.dump_python(value, mode="json"))
 
 
 class PostgresLedger(Ledger):
@@ -92,38 +78,7 @@ class PostgresLedger(Ledger):
         self._ready = False
         self._closed = False
         self._lock: asyncio.Lock | None = None
-        t = self.tables
-        self._q_entry = t.sql("SELECT data FROM {entries} WHERE provider = $1 AND message_id = $2")
-        self._q_lock = t.sql(
-            "SELECT e.data FROM {entries} e JOIN unnest($1::text[], $2::text[]) AS k(p, m) "
-            "ON e.provider = k.p AND e.message_id = k.m "
-            "ORDER BY e.provider, e.message_id FOR UPDATE OF e"
-        )
-        self._q_insert = t.sql(
-            "INSERT INTO {entries} ({cols}) "
-            "SELECT u.p, u.m, u.r, u.s, u.d, u.x, u.c, u.j::jsonb FROM unnest($1::text[], "
-            "$2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::boolean[], "
-            "$7::timestamptz[], $8::text[]) AS u(p, m, r, s, d, x, c, j) "
-            "ON CONFLICT DO NOTHING RETURNING provider, message_id"
-        )
-        self._q_update = t.sql(
-            "UPDATE {entries} e SET reference = u.r, state = u.s, due_at = u.d, settled = u.x, "
-            "data = u.j::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
-            "$5::timestamptz[], $6::boolean[], $7::timestamptz[], $8::text[]) "
-            "AS u(p, m, r, s, d, x, c, j) WHERE e.provider = u.p AND e.message_id = u.m"
-        )
-        self._q_restore = t.sql(
-            "INSERT INTO {entries} ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) "
-            "ON CONFLICT (provider, message_id) DO UPDATE SET reference = excluded.reference, "
-            "state = excluded.state, due_at = excluded.due_at, settled = excluded.settled, "
-            "created_at = excluded.created_at, data = excluded.data"
-        )
-        self._q_intent_insert = t.sql(
-            "INSERT INTO {intents} (id, key, state, created_at, data) "
-            "SELECT u.i, u.k, u.s, u.c, u.j::jsonb FROM unnest($1::text[], $2::text[], "
-            "$3::text[], $4::timestamptz[], $5::text[]) AS u(i, k, s, c, j) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
+        self._sql = Statements(self.tables)
 
     def __repr__(self) -> str:
         where = "pool" if not self._owns_pool else repr(schema.safe_dsn(self._dsn, self._secrets))
@@ -172,23 +127,6 @@ class PostgresLedger(Ledger):
                         await asyncio.sleep(0.005 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _row(e: LedgerEntry) -> tuple[Any, ...]:
-        return (
-            e.provider,
-            e.message_id,
-            e.reference,
-            e.state.value,
-            e.next_attempt_at,
-            e.settled,
-            e.created_at,
-            e.model_dump_json(),
-        )
-
-    @staticmethod
-    def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-        return [list(col) for col in zip(*rows, strict=True)]
-
     async def _merge(self, conn: Any, items: Sequence[tuple[Key, Step]]) -> list[LedgerEntry]:
         """Apply each step to its entry (in order) under row locks; returns each result.
 
@@ -201,8 +139,8 @@ class PostgresLedger(Ledger):
         results: list[LedgerEntry | None] = [None] * len(items)
         pending = sorted(groups)
         for _ in range(_ROUNDS):
-            rows = await conn.fetch(self._q_lock, *self._columns(pending))
-            existing = {(e.provider, e.message_id): e for e in map(_load, (r[0] for r in rows))}
+            rows = await conn.fetch(self._sql.lock, *columns(pending))
+            existing = {(e.provider, e.message_id): e for e in map(load, (r[0] for r in rows))}
             inserts: list[LedgerEntry] = []
             updates: list[LedgerEntry] = []
             for key in pending:
@@ -216,10 +154,10 @@ class PostgresLedger(Ledger):
                 elif current is not start:
                     updates.append(current)
             if updates:
-                await conn.execute(self._q_update, *self._columns([self._row(e) for e in updates]))
+                await conn.execute(self._sql.update, *columns([entry_row(e) for e in updates]))
             if not inserts:
                 break
-            won = await conn.fetch(self._q_insert, *self._columns([self._row(e) for e in inserts]))
+            won = await conn.fetch(self._sql.insert, *columns([entry_row(e) for e in inserts]))
             done = {(r[0], r[1]) for r in won}
             pending = [
                 (e.provider, e.message_id)
@@ -243,7 +181,7 @@ class PostgresLedger(Ledger):
                     t.sql("SELECT data FROM {intents} WHERE key = $1 FOR UPDATE"), intent.key
                 )
                 if row is not None:
-                    held = _load_intent(row[0])
+                    held = load_intent(row[0])
                     if held.state is not IntentState.NOT_SENT:
                         return held
                     # provably never sent: the key is free; the old intent stays as history
@@ -254,22 +192,12 @@ class PostgresLedger(Ledger):
                         ),
                         held.id,
                     )
-            if await conn.fetch(self._q_intent_insert, *self._intent_columns([intent])):
+            if await conn.fetch(self._sql.intent_insert, *intent_columns([intent])):
                 return intent
             same = await conn.fetchval(t.sql("SELECT data FROM {intents} WHERE id = $1"), intent.id)
             if same is not None:
-                return _load_intent(same)  # begun twice
+                return load_intent(same)  # begun twice
         raise LedgerError("PostgreSQL ledger: too much contention on one idempotency key")
-
-    @staticmethod
-    def _intent_columns(intents: Sequence[Intent]) -> list[list[Any]]:
-        return [
-            [i.id for i in intents],
-            [i.key for i in intents],
-            [i.state.value for i in intents],
-            [i.created_at for i in intents],
-            [i.model_dump_json() for i in intents],
-        ]
 
     async def begin(self, intent: Intent) -> Intent:
         return (await self.begin_many([intent]))[0]
@@ -280,8 +208,7 @@ class PostgresLedger(Ledger):
 
         async def op(conn: Any) -> list[Intent]:
             won = {
-                r[0]
-                for r in await conn.fetch(self._q_intent_insert, *self._intent_columns(intents))
+                r[0] for r in await conn.fetch(self._sql.intent_insert, *intent_columns(intents))
             }
             out: list[Intent] = []
             for intent in intents:
@@ -312,7 +239,7 @@ class PostgresLedger(Ledger):
         for intent in latest.values():
             if intent.id in found:
                 continue
-            if await conn.fetch(self._q_intent_insert, *self._intent_columns([intent])):
+            if await conn.fetch(self._sql.intent_insert, *intent_columns([intent])):
                 continue
             # another intent holds its key (this one never had it): keep it as history
             await conn.execute(
@@ -359,7 +286,7 @@ class PostgresLedger(Ledger):
             "SELECT data FROM {intents} WHERE id = $1 OR key = $1 ORDER BY id = $1 DESC LIMIT 1"
         )
         data = await self._call(lambda conn: conn.fetchval(sql, ref))
-        return None if data is None else _load_intent(data)
+        return None if data is None else load_intent(data)
 
     async def unresolved(self, older_than: timedelta | None = None) -> list[Intent]:
         limit = self._clock() - (older_than or timedelta(0))
@@ -368,7 +295,7 @@ class PostgresLedger(Ledger):
             "ORDER BY created_at"
         )
         rows = await self._call(lambda conn: conn.fetch(sql, _OPEN, limit))
-        return [_load_intent(r[0]) for r in rows]
+        return [load_intent(r[0]) for r in rows]
 
     # -- entries ----------------------------------------------------------------------------
 
@@ -394,12 +321,12 @@ class PostgresLedger(Ledger):
         return entry, entry is not before[-1]
 
     async def get(self, provider: str, message_id: str) -> LedgerEntry | None:
-        data = await self._call(lambda conn: conn.fetchval(self._q_entry, provider, message_id))
-        return None if data is None else _load(data)
+        data = await self._call(lambda conn: conn.fetchval(self._sql.entry, provider, message_id))
+        return None if data is None else load(data)
 
     async def _select(self, sql: str, *args: Any) -> list[LedgerEntry]:
         rows = await self._call(lambda conn: conn.fetch(self.tables.sql(sql), *args))
-        return [_load(r[0]) for r in rows]
+        return [load(r[0]) for r in rows]
 
     async def find(self, message_id: str, *, provider: str | None = None) -> list[LedgerEntry]:
         if provider is not None:
@@ -420,8 +347,8 @@ class PostgresLedger(Ledger):
             "'next_attempt_at', $4::text, 'updated_at', $5::text) "
             "WHERE provider = $1 AND message_id = $2 AND NOT settled"
         )
-        now = _json_time(self._clock())
-        await self._call(lambda c: c.execute(sql, provider, message_id, at, _json_time(at), now))
+        now = json_time(self._clock())
+        await self._call(lambda c: c.execute(sql, provider, message_id, at, json_time(at), now))
 
     async def settle(self, provider: str, message_id: str) -> bool:
         sql = self.tables.sql(
@@ -430,12 +357,12 @@ class PostgresLedger(Ledger):
             "'updated_at', $3::text) WHERE provider = $1 AND message_id = $2 AND NOT settled "
             "RETURNING 1"
         )
-        now = _json_time(self._clock())
+        now = json_time(self._clock())
         won = await self._call(lambda conn: conn.fetchval(sql, provider, message_id, now))
         return won is not None
 
     async def restore(self, entry: LedgerEntry) -> None:
-        await self._call(lambda conn: conn.execute(self._q_restore, *self._row(entry)))
+        await self._call(lambda conn: conn.execute(self._sql.restore, *entry_row(entry)))
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         # rows another worker is claiming right now are skipped, not waited for
