@@ -289,10 +289,12 @@ class PostgresLedger(Ledger):
         return None if data is None else load_intent(data)
 
     async def unresolved(self, older_than: timedelta | None = None) -> list[Intent]:
-        limit = self._clock() - (older_than or timedelta(0))
+        # without older_than, every open intent: one stamped by a clock ahead of ours
+        # (the Gateway's own ``now``, another host) is still unresolved
+        limit = None if older_than is None else self._clock() - older_than
         sql = self.tables.sql(
-            "SELECT data FROM {intents} WHERE state = ANY($1::text[]) AND created_at <= $2 "
-            "ORDER BY created_at"
+            "SELECT data FROM {intents} WHERE state = ANY($1::text[]) "
+            "AND ($2::timestamptz IS NULL OR created_at <= $2) ORDER BY created_at"
         )
         rows = await self._call(lambda conn: conn.fetch(sql, _OPEN, limit))
         return [load_intent(r[0]) for r in rows]

@@ -41,7 +41,7 @@ def worker_config(sim: Simulator, url: str, spec: LedgerSpec, items: list[dict[s
 
 def start_worker(config: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(WORKER.parent), *sys.path])}
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 - our own script, our own JSON
         [sys.executable, str(WORKER), config],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
