@@ -42,6 +42,7 @@ from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
 from mimgw.limits import RateLimit
 from mimgw.providers import PROVIDER_CLASSES, Provider
 from mimgw.retry import RedeliveryPolicy, RetryPolicy
+from mimgw.state import GatewayState
 
 if TYPE_CHECKING:
     from mimgw.gateway import Gateway
@@ -59,6 +60,7 @@ __all__ = [
     "ProviderSettings",
     "RedeliverySettings",
     "RetrySettings",
+    "StateSettings",
     "build_gateway",
     "describe_validation_error",
     "provider_class",
@@ -324,6 +326,30 @@ class LedgerSettings(_Section):
         return MemoryLedger()
 
 
+class StateSettings(_Section):
+    """Where limits and breakers live: this process (default) or Redis (``url``)."""
+
+    url: SecretStr | None = None
+    """``redis://…``: share them through :class:`mimgw.shared.RedisState` (extra ``redis``);
+    secret because it may hold a password."""
+    prefix: str = "mimgw"
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        schemes = ("redis://", "rediss://", "unix://")
+        if value is not None and not value.get_secret_value().startswith(schemes):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    def build(self) -> GatewayState | None:
+        if self.url is None:
+            return None
+        from mimgw.shared import RedisState
+
+        return RedisState(self.url.get_secret_value(), prefix=self.prefix)
+
+
 class RedeliverySettings(_Section):
     enabled: bool = False
     delays: list[NonNegativeFloat] = Field(default_factory=lambda: [300.0, 1800.0, 7200.0])
@@ -370,6 +396,7 @@ class GatewaySettings(BaseSettings):
     """Default pacing for every provider; a provider's own ``limits`` wins."""
     ledger: LedgerSettings = LedgerSettings()
     redelivery: RedeliverySettings = RedeliverySettings()
+    state: StateSettings = StateSettings()
 
     def __init__(self, **values: Any) -> None:
         labels: list[str] = []
@@ -519,4 +546,5 @@ def build_gateway(settings: GatewaySettings, *, client: httpx.AsyncClient | None
         ledger=settings.ledger.build(),
         on_unknown=settings.on_unknown,
         redelivery=settings.redelivery.to_policy(),
+        state=settings.state.build(),
     )
