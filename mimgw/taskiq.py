@@ -139,13 +139,23 @@ class MimgwTasks:
         self.concurrency = concurrency
         self._gateway: Gateway | None = None
         self._lock = anyio.Lock()
-        self.send = broker.register_task(self._send, task_name=f"{prefix}.send")
-        self.send_chunk = broker.register_task(self._send_chunk, task_name=f"{prefix}.send_chunk")
+        # taskiq registers plain functions (it renames them), not bound methods
+        async def send(payload: dict[str, Any]) -> dict[str, Any]:
+            return await self._send(payload)
+
+        async def send_chunk(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return await self._send_chunk(payloads)
+
+        async def redeliver_due(limit: int | None = None) -> dict[str, int]:
+            return await self._redeliver_due(limit)
+
+        self.send = broker.register_task(send, task_name=f"{prefix}.send")
+        self.send_chunk = broker.register_task(send_chunk, task_name=f"{prefix}.send_chunk")
         labels: dict[str, Any] = {}
         if redeliver_every is not None:
             labels["schedule"] = [{"interval": max(1, round(redeliver_every))}]
         self.redeliver_due = broker.register_task(
-            self._redeliver_due, task_name=f"{prefix}.redeliver_due", **labels
+            redeliver_due, task_name=f"{prefix}.redeliver_due", **labels
         )
         broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, self._startup)
         broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, self._shutdown)
