@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
+import sniffio
 
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import _pg_schema as schema
@@ -91,6 +92,8 @@ class PostgresLedger(Ledger):
             raise LedgerError("the PostgreSQL ledger is closed")
         if self._ready:
             return self._pool
+        if sniffio.current_async_library() != "asyncio":
+            raise ConfigurationError("ledger: PostgresLedger (asyncpg) runs on asyncio only")
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:

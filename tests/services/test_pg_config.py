@@ -77,3 +77,13 @@ async def test_gateway_from_settings_records_into_postgres(
     entry = await second.ledger.get("main", "m1")
     assert entry is not None and entry.submitted
     await second.aclose()
+
+
+async def test_postgres_ledger_says_it_needs_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sniffio
+
+    from mimgw.ledger import PostgresLedger
+
+    monkeypatch.setattr(sniffio, "current_async_library", lambda: "trio")
+    with pytest.raises(ConfigurationError, match="asyncio only"):
+        await PostgresLedger("postgresql://u@127.0.0.1:1/db").get("gw", "m")
