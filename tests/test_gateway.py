@@ -585,3 +585,30 @@ async def test_a_scheduled_message_goes_to_a_gateway_that_can_schedule() -> None
         await fake_gateway_for(FakeProvider(capabilities=Capabilities())).send(
             "01712345678", "x", send_at=later
         )
+
+
+async def test_a_foreign_number_goes_to_a_gateway_that_serves_its_region() -> None:
+    import httpx
+
+    from mimgw.providers import MimSmsV3, MimSmsV4
+
+    seen: list[str] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(
+            200,
+            text="<results><result><status>0</status><messageid>M1</messageid>"
+            "<destination>447911123456</destination></result></results>",
+        )
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(gateway))
+    v4 = MimSmsV4(username="u@example.com", api_key="k" * 12, sender="S", client=client)
+    v3 = MimSmsV3(username="u", password="p", sender="S", client=client)
+    assert MimSmsV4.regions == frozenset({"BD"}) and MimSmsV3.regions is None
+    gw = fake_gateway_for(v4, v3)
+    with pytest.raises(InvalidMessageError, match="serves BD"):
+        await fake_gateway_for(v4).send("+44 7911 123456", "hello")
+    receipt = await gw.send("+44 7911 123456", "hello")
+    assert receipt.provider == v3.name and seen == [httpx.URL(v3.url("x")).host]
+    await client.aclose()

@@ -108,6 +108,7 @@ class DiniSoft(Provider):
 
     kind = "dinisoft"
     default_base_url = SECURE_BASE_URL
+    regions = frozenset({"BD"})  # the document shows only 880 numbers
     capabilities = Capabilities(
         send=True,
         batch=False,

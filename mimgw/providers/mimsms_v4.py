@@ -173,6 +173,7 @@ class MimSmsV4(Provider):
 
     kind = "mimsms_v4"
     default_base_url = "https://api.mimsms.com"
+    regions = frozenset({"BD"})  # the document shows only 880 numbers
     batch_size: ClassVar[int] = 100
     """Most numbers one one-to-many or dynamic request carries (our choice, not documented)."""
     capabilities = Capabilities(
