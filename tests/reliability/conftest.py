@@ -5,25 +5,24 @@ tests/services). The PostgreSQL fixtures are tests/services/conftest.py's own.""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from worker import open_ledger
+from worker import LedgerSpec, open_ledger
 
 from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
 
-_spec = importlib.util.spec_from_file_location(
-    "services_conftest", Path(__file__).parent.parent / "services" / "conftest.py"
-)
+_SERVICES = Path(__file__).parent.parent / "services"
+if str(_SERVICES) not in sys.path:
+    sys.path.append(str(_SERVICES))  # its conftest imports its own helper modules
+_spec = importlib.util.spec_from_file_location("services_conftest", _SERVICES / "conftest.py")
 assert _spec is not None and _spec.loader is not None
 _services = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_services)
 pg_dsn = _services.pg_dsn
 pg_table = _services.pg_table
-
-LedgerSpec = dict[str, Any]
 
 
 @pytest.fixture(

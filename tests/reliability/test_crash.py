@@ -18,10 +18,9 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
-from conftest import LedgerSpec
 from helpers import V4, rich_sim
 from loopback import serve
-from worker import open_ledger
+from worker import LedgerSpec, open_ledger
 
 from mimgw import OutcomeUnknownError
 from mimgw.gateway import Gateway

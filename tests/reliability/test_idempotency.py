@@ -12,10 +12,10 @@ from datetime import timedelta
 import anyio
 import httpx
 import pytest
-from conftest import LedgerSpec
 from helpers import DINI, V4, rich_sim
 from loopback import serve
 from test_crash import start_worker, worker_config
+from worker import LedgerSpec
 
 from mimgw import AllProvidersFailedError, OutcomeUnknownError, Receipt
 from mimgw.gateway import Gateway

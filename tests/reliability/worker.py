@@ -22,8 +22,11 @@ from mimgw.ledger import Ledger, SqliteLedger
 from mimgw.providers.mimsms_v4 import MimSmsV4
 from mimgw.retry import RetryPolicy
 
+LedgerSpec = dict[str, Any]
+"""``{"kind": "sqlite", "path": ...}`` or ``{"kind": "postgres", "dsn": ..., "table": ...}``"""
 
-def open_ledger(spec: dict[str, Any]) -> Ledger:
+
+def open_ledger(spec: LedgerSpec) -> Ledger:
     if spec["kind"] == "sqlite":
         return SqliteLedger(spec["path"])
     from mimgw.ledger import PostgresLedger
