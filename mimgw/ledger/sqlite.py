@@ -318,30 +318,23 @@ class SqliteLedger(Ledger):
                 db.execute("UPDATE mimgw_intents SET key = NULL WHERE id = ?", (held.id,))
         db.execute(
             "INSERT INTO mimgw_intents (id, key, state, created_at, data) VALUES (?, ?, ?, ?, ?)",
-            (
-                intent.id,
-                intent.key,
-                intent.state.value,
-                _iso(intent.created_at),
-                intent.model_dump_json(),
-            ),
+            _intent_row(intent),
         )
         return intent
 
     def _finish(
         self, db: sqlite3.Connection, intent: Intent, attempt: int, message: Message | None
     ) -> LedgerEntry | None:
-        db.execute(
-            "INSERT INTO mimgw_intents (id, key, state, created_at, data) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data",
-            (
-                intent.id,
-                intent.key,
-                intent.state.value,
-                _iso(intent.created_at),
-                intent.model_dump_json(),
-            ),
+        updated = db.execute(
+            "UPDATE mimgw_intents SET state = ?, data = ? WHERE id = ?",
+            (intent.state.value, intent.model_dump_json(), intent.id),
         )
+        if updated.rowcount == 0:  # never begun here; a key another intent holds stays its
+            db.execute(
+                "INSERT OR IGNORE INTO mimgw_intents (id, key, state, created_at, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                _intent_row(intent),
+            )
         receipt = intent.receipt
         if intent.state is IntentState.ACCEPTED and receipt is not None and receipt.message_id:
             return self._submit(db, receipt, attempt, message, self._clock())

@@ -117,12 +117,7 @@ async def test_finish_records_the_submit_with_the_intent(ledger: Ledger) -> None
     assert await ledger.finish(unknown) is None
 
 
-async def test_finish_never_steals_a_key_another_intent_holds(
-    ledger: Ledger, request: pytest.FixtureRequest
-) -> None:
-    if "sqlite" in request.node.callspec.id:
-        # SqliteLedger._finish inserts the key and trips its UNIQUE constraint instead
-        request.applymarker(pytest.mark.xfail(raises=LedgerError, strict=True))
+async def test_finish_never_steals_a_key_another_intent_holds(ledger: Ledger) -> None:
     holder = await ledger.begin(intent("k"))
     stranger = intent("k")  # never begun (its begin lost): finishing it keeps the holder
     await ledger.finish(stranger.finished(IntentState.NOT_SENT, now=datetime.now(UTC)))
