@@ -8,6 +8,7 @@ Tests that use them are marked ``services`` (``pytest -m "not services"`` leaves
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -15,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
-from service_check import unavailable
 
 T = TypeVar("T")
 
@@ -23,6 +23,17 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip (laptop) or fail (CI) a test whose service is down."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: services are required)", pytrace=False)
+    pytest.skip(reason)
 
 
 def _port_error(host: str, port: int) -> str | None:
