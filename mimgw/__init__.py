@@ -26,6 +26,7 @@ from mimgw.errors import (
     ContentRejectedError,
     InsufficientBalanceError,
     InvalidMessageError,
+    MessageNotFoundError,
     MimgwError,
     OutcomeUnknownError,
     ProviderError,
@@ -46,7 +47,15 @@ if TYPE_CHECKING:
     from mimgw.breaker import BreakerPolicy, BreakerState, CircuitBreaker, CircuitOpenError
     from mimgw.config import GatewaySettings
     from mimgw.gateway import Gateway
-    from mimgw.ledger import Ledger, LedgerEntry, LedgerError, MemoryLedger, SqliteLedger
+    from mimgw.ledger import (
+        Intent,
+        IntentState,
+        Ledger,
+        LedgerEntry,
+        LedgerError,
+        MemoryLedger,
+        SqliteLedger,
+    )
     from mimgw.limits import RateLimit
     from mimgw.providers.base import Capabilities, Provider
     from mimgw.providers.mimsms_v4 import CampaignRequiredError
@@ -63,6 +72,8 @@ _LAZY: dict[str, str] = {
     "CircuitOpenError": "mimgw.breaker",
     "Gateway": "mimgw.gateway",
     "GatewaySettings": "mimgw.config",
+    "Intent": "mimgw.ledger",
+    "IntentState": "mimgw.ledger",
     "Ledger": "mimgw.ledger",
     "LedgerEntry": "mimgw.ledger",
     "LedgerError": "mimgw.ledger",
@@ -111,12 +122,15 @@ __all__ = [
     "GatewaySettings",
     "InboundMessage",
     "InsufficientBalanceError",
+    "Intent",
+    "IntentState",
     "InvalidMessageError",
     "Ledger",
     "LedgerEntry",
     "LedgerError",
     "MemoryLedger",
     "Message",
+    "MessageNotFoundError",
     "MimgwError",
     "OutcomeUnknownError",
     "Provider",
