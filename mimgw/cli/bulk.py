@@ -39,8 +39,9 @@ FIELDS: Final = (
 )
 """Columns of the outcome file, one row per input row."""
 
-SETTLED: Final = frozenset({"accepted", "unknown"})
-"""Recorded outcomes a resumed run does not send again."""
+SETTLED: Final = frozenset({"accepted", "unknown", "queued"})
+"""Recorded outcomes a resumed run does not send (or queue) again; ``queued`` rows were
+put on a taskiq queue by ``send-bulk --enqueue``."""
 
 INTERRUPTED: Final = "interrupted while in flight: it may have been sent"
 
@@ -178,7 +179,7 @@ def read_previous(path: Path) -> dict[int, dict[str, str]]:
             records: dict[int, dict[str, str]] = {}
             for record in reader:
                 line = (record.get("line") or "").strip()
-                if line.isdigit() and record.get("outcome") in {"accepted", "unknown", "failed"}:
+                if line.isdigit() and record.get("outcome") in {*SETTLED, "failed"}:
                     records[int(line)] = {k: v or "" for k, v in record.items() if k}
             return records
     except OSError as exc:

@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mimgw.cli import enqueue
 from mimgw.cli.bulk import (
     SETTLED,
     Outcome,
@@ -83,6 +84,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "input file's contents and the row's line)",
     )
     bulk.add_argument("--promotional", action="store_true", help="send as promotional messages")
+    enqueue.add_options(bulk)
     bulk.set_defaults(handler=cmd_send_bulk)
 
 
@@ -154,8 +156,10 @@ async def cmd_send_bulk(args: argparse.Namespace, out: Console) -> int:
     if kept:
         out.print(
             f"resuming from {escape(str(output))}: {len(kept)} row(s) already recorded as "
-            f"accepted or unknown are not sent again"
+            f"accepted, unknown or queued are not sent again"
         )
+    if args.enqueue:
+        return await enqueue.enqueue_rows(args, out, rows, pending, kept, output)
     counts: Counter[str] = Counter()
     via: Counter[str] = Counter()
     segments = [0]
@@ -224,7 +228,7 @@ async def cmd_send_bulk(args: argparse.Namespace, out: Console) -> int:
             f"{len(rows) - len(outcomes.records)} row(s) not yet recorded"
         )
         return EXIT_INTERRUPTED
-    settled_badly = sum(1 for r in kept.values() if r.get("outcome") != "accepted")
+    settled_badly = sum(1 for r in kept.values() if r.get("outcome") == "unknown")
     return EXIT_OK if not failures and not settled_badly else EXIT_FAILED
 
 
