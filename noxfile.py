@@ -64,6 +64,20 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The overhead benchmark; results go to benchmarks/results.json."""
+    """The overhead benchmark (benchmarks/results.json), then bench_scale.py at 5,000
+    messages (benchmarks/scale.json) if Redis and PostgreSQL are reachable."""
     args = session.posargs or ["--json", "benchmarks/results.json"]
     uv_run(session, "python", "benchmarks/bench_overhead.py", *args)
+    # optional: the scale-out benchmark, when Redis and PostgreSQL answer on loopback
+    import socket
+
+    def up(port: int) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    if up(6379) and up(5432):
+        scale = ["--messages", "5000", "--json", "benchmarks/scale.json"]
+        uv_run(session, "python", "benchmarks/bench_scale.py", *scale)
+    else:
+        session.log("bench_scale.py skipped: Redis (6379) or PostgreSQL (5432) not reachable")
