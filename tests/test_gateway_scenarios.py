@@ -427,7 +427,9 @@ async def test_rate_limit_paces_a_bulk_on_the_fake_clock(sim: Simulator) -> None
     limit = RateLimit(rate=5, burst=2, sleep=clock.sleep, clock=clock.monotonic)
     gw = gateway(sim, sim.provider(V4, client=client), clock=clock, limits=limit)
     result = await gw.send_bulk(
-        [Message(to=number(i), text=f"paced {i}") for i in range(12)], concurrency=6
+        [Message(to=number(i), text=f"paced {i}") for i in range(12)],
+        concurrency=6,
+        batch=False,  # pacing of singles (a batch is one paced request)
     )
     assert result.ok
     starts = sorted(t for t, _ in tracking.started)
@@ -459,7 +461,7 @@ async def test_cancelling_a_bulk_mid_send_loses_and_duplicates_no_ledger_entry(
     sim.fail(V4, "delay", times=None, seconds=0)  # every request yields before reaching v4
     messages = [Message(to=number(i), text=f"cancel {i}") for i in range(20)]
     with scope:
-        await gw.send_bulk(messages, concurrency=4)
+        await gw.send_bulk(messages, concurrency=4, batch=False)
     assert scope.cancelled_caught
     sim.faults.clear()
 

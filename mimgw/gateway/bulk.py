@@ -12,19 +12,24 @@ cancelled and waited for; each records in the ledger what it knows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 import anyio
 
 from mimgw.errors import ConfigurationError, InvalidMessageError, MimgwError
-from mimgw.gateway.sending import SendingMixin
+from mimgw.gateway.batch_route import BatchRouteMixin
+from mimgw.gateway.batching import adapter_for, plain
 from mimgw.models import BulkResult, Message, Receipt
+from mimgw.providers.base import Outgoing
 
 __all__ = ["BulkItem", "BulkMixin", "as_message"]
 
 BulkItem = Message | tuple[str, str] | Mapping[str, Any]
 Outcome = Receipt | MimgwError
+Done = tuple[int, Message | Any, Outcome]
 
 
 def as_message(item: object) -> Message:
@@ -52,7 +57,10 @@ async def _items(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[An
             yield item
 
 
-class BulkMixin(SendingMixin):
+class BulkMixin(BatchRouteMixin):
+    batch_linger = 0.02
+    """Seconds a batch being formed from an async source waits for more messages."""
+
     async def send_bulk(
         self,
         messages: Iterable[BulkItem] | AsyncIterable[BulkItem],
@@ -96,31 +104,33 @@ class BulkMixin(SendingMixin):
         concurrency: int | None,
         provider: str | None,
         batch: bool,
-    ) -> AsyncIterator[tuple[int, Message | Any, Outcome]]:
+    ) -> AsyncIterator[Done]:
         limit = self.default_concurrency if concurrency is None else concurrency
         if limit < 1:
             raise ConfigurationError("concurrency must be at least 1")
         if provider is not None:
             self._provider(provider)
-        source = _items(messages)
-        running: set[asyncio.Task[tuple[int, Message | Any, Outcome]]] = set()
-        index = 0
-        exhausted = False
+        reader = _Reader(_items(messages), lingers=isinstance(messages, AsyncIterable))
+        backlog: deque[Callable[[], Awaitable[list[Done]]]] = deque()
+        running: set[asyncio.Task[list[Done]]] = set()
         try:
             while True:
-                while not exhausted and len(running) < limit:
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    running.add(asyncio.ensure_future(self._bulk_one(index, item, provider)))
-                    index += 1
+                while len(running) < limit:
+                    if not backlog:
+                        if reader.done:
+                            break
+                        order = self._order(provider) if batch and self._batching(provider) else []
+                        size = self._window(order[0]) if order else limit
+                        window = await reader.window(size, self.batch_linger)
+                        backlog.extend(self._plan(window, order, provider, batch))
+                        continue
+                    running.add(asyncio.ensure_future(backlog.popleft()()))
                 if not running:
                     return
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    yield task.result()
+                    for done in task.result():
+                        yield done
         finally:
             # the consumer stopped or was cancelled: sends under way are cancelled like
             # any send (each records what it knows: sent, not sent or unknown) and
@@ -130,15 +140,154 @@ class BulkMixin(SendingMixin):
                     task.cancel()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait(running)
+            await reader.aclose()
 
-    async def _bulk_one(
-        self, index: int, item: Any, provider: str | None
-    ) -> tuple[int, Message | Any, Outcome]:
+    def _batching(self, pin: str | None) -> bool:
+        """Whether any gateway this bulk may use has native batches."""
+        names = [pin] if pin is not None else list(self._providers)
+        return any(adapter_for(self._providers[n]) is not None for n in names)
+
+    def _window(self, name: str) -> int:
+        provider = self._providers[name]
+        adapter = adapter_for(provider)
+        return 1 if adapter is None else adapter.window(provider)
+
+    def _plan(
+        self, window: list[tuple[int, Any]], order: list[str], pin: str | None, batch: bool
+    ) -> list[Callable[[], Awaitable[list[Done]]]]:
+        """Units of work for one window: batches for ``order[0]`` and singles."""
+        units: list[Callable[[], Awaitable[list[Done]]]] = []
+        provider = self._providers[order[0]] if order else None
+        adapter = adapter_for(provider) if batch and provider is not None else None
+        if adapter is None or provider is None or len(window) < 2:
+            return [partial(self._bulk_one, i, item, pin) for i, item in window]
+        keys: set[str] = set()
+        candidates: list[tuple[int, Message]] = []
+        outgoing: list[Outgoing] = []
+        for index, item in window:
+            try:
+                message = as_message(item)
+            except InvalidMessageError as exc:
+                units.append(partial(_ready, [(index, item, exc)]))
+                continue
+            key = message.idempotency_key
+            if not plain(message) or (key is not None and key in keys):
+                units.append(partial(self._bulk_one, index, message, pin))
+                continue
+            try:
+                ready = provider.prepare(message)
+            except MimgwError:  # refused here: the single path routes it
+                units.append(partial(self._bulk_one, index, message, pin))
+                continue
+            if key is not None:
+                keys.add(key)
+            candidates.append((index, message))
+            outgoing.append(ready)
+        batches, singles = adapter.plan(provider, outgoing) if len(outgoing) > 1 else ([], [0])
+        for plan in batches:
+            members = [candidates[i] for i in plan.members]
+            prepared = [outgoing[i] for i in plan.members]
+            units.append(partial(self._bulk_batch, members, prepared, order, pin))
+        units += [partial(self._bulk_one, *candidates[i], pin) for i in singles if candidates]
+        return units
+
+    async def _bulk_batch(
+        self,
+        members: list[tuple[int, Message]],
+        prepared: list[Outgoing],
+        order: list[str],
+        pin: str | None,
+    ) -> list[Done]:
+        outcomes = await self._send_batch([m for _, m in members], prepared, order, pin)
+        return [(i, m, o) for (i, m), o in zip(members, outcomes, strict=True)]
+
+    async def _bulk_one(self, index: int, item: Any, provider: str | None) -> list[Done]:
         try:
             message = as_message(item)
         except InvalidMessageError as exc:
-            return index, item, exc
+            return [(index, item, exc)]
         try:
-            return index, message, await self.send_message(message, provider=provider)
+            return [(index, message, await self.send_message(message, provider=provider))]
         except MimgwError as exc:
-            return index, message, exc
+            return [(index, message, exc)]
+
+
+async def _ready(done: list[Done]) -> list[Done]:
+    return done
+
+
+_END = object()
+
+
+class _Reader:
+    """Reads bulk items in windows. An async source is read by its own task, so that a
+    window waits at most ``linger`` seconds for more once it has an item."""
+
+    def __init__(self, source: AsyncIterator[Any], *, lingers: bool) -> None:
+        self._source = source
+        self._lingers = lingers
+        self._queue: asyncio.Queue[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._index = 0
+        self.done = False
+
+    async def window(self, size: int, linger: float) -> list[tuple[int, Any]]:
+        items: list[Any] = []
+        if not self._lingers:
+            while len(items) < size:
+                try:
+                    items.append(await anext(self._source))
+                except StopAsyncIteration:
+                    self.done = True
+                    break
+        else:
+            queue = self._start(size)
+            while len(items) < size:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if items:
+                        try:
+                            item = await asyncio.wait_for(queue.get(), linger)
+                        except TimeoutError:
+                            break
+                    else:
+                        item = await queue.get()
+                if item is _END:
+                    self.done = True
+                    break
+                if isinstance(item, _Failed):
+                    self.done = True
+                    raise item.error
+                items.append(item)
+        start = self._index
+        self._index += len(items)
+        return list(enumerate(items, start))
+
+    def _start(self, size: int) -> asyncio.Queue[Any]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=max(1, size))
+            self._task = asyncio.ensure_future(self._pump(self._queue))
+        return self._queue
+
+    async def _pump(self, queue: asyncio.Queue[Any]) -> None:
+        try:
+            async for item in self._source:
+                await queue.put(item)
+        except Exception as exc:  # handed to the consumer, raised where it reads
+            await queue.put(_Failed(exc))
+            return
+        await queue.put(_END)
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([self._task])
+
+
+class _Failed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error

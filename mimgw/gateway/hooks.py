@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from mimgw.errors import MimgwError
+from mimgw.gateway.batching import batch_report
 from mimgw.gateway.core import GatewayCore, Hook
 from mimgw.models import DeliveryReport, InboundMessage
 from mimgw.providers.base import ReportListener, WebhookItem
@@ -76,6 +77,7 @@ class HooksMixin(GatewayCore):
             for index, item in enumerate(batch):
                 try:
                     if isinstance(item, DeliveryReport):
+                        item = await batch_report(self.ledger, item)
                         entry, _changed = await self.ledger.record_report(item)
                         await self._after_record(entry)
                         await _tell(self._report_hooks, item)

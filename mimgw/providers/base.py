@@ -243,6 +243,11 @@ class Provider(ABC):
         outgoing = self.prepare(message)
         return await self._send(outgoing)
 
+    async def send_prepared(self, outgoing: Outgoing) -> Receipt:
+        """Submit what :meth:`prepare` returned for this provider (the Gateway prepares
+        once to route, then sends the same :class:`Outgoing`)."""
+        return await self._send(outgoing)
+
     async def send_bulk(
         self, messages: Iterable[Message], *, concurrency: int | None = None
     ) -> BulkResult:

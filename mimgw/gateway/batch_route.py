@@ -1,0 +1,263 @@
+"""Sending one native batch with the rules of singles: intents, retry, failover, keys.
+
+Every recipient of a batch has its own write-ahead :class:`~mimgw.ledger.Intent`
+(written together with :meth:`~mimgw.ledger.Ledger.begin_many` before the request)
+and its own outcome (written with :meth:`~mimgw.ledger.Ledger.finish_many`). A
+recipient whose idempotency key an earlier send holds is answered from the ledger
+and not sent. The request is retried on one gateway only while it provably sent
+nothing. A batch that provably sent nothing and whose error fails over (connection
+refused, rate limited, unavailable, auth, balance, open breaker) moves whole to the
+next gateway, where it is planned again (as batches or singles). A batch of unknown
+outcome is unknown for every recipient in it and is never re-sent, whatever
+``on_unknown`` says (that setting applies to singles). An error the gateway gives
+for one recipient of an answered batch is that recipient's, under the rules for a
+single.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from mimgw._shield import complete
+from mimgw.errors import (
+    AllProvidersFailedError,
+    InvalidMessageError,
+    MimgwError,
+    OutcomeUnknownError,
+    ProviderError,
+)
+from mimgw.gateway.batching import Batch, adapter_for
+from mimgw.gateway.core import Trace
+from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE, SendingMixin
+from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
+from mimgw.ledger.base import Finish
+from mimgw.models import Message, Receipt
+from mimgw.providers.base import Outgoing
+
+__all__ = ["BatchRouteMixin", "Slot"]
+
+log = logging.getLogger("mimgw.gateway")
+
+Outcome = Receipt | MimgwError
+
+
+@dataclass(slots=True, eq=False)
+class Slot:
+    """One recipient of a batch on its way through the gateways."""
+
+    message: Message
+    intent: Intent
+    outgoing: Outgoing | None = None
+    """Prepared for the gateway about to be tried (the first one: by the planner)."""
+    trace: Trace = field(default_factory=Trace)
+    attempts: list[IntentAttempt] = field(default_factory=list)
+    errors: list[ProviderError] = field(default_factory=list)
+    refusals: list[MimgwError] = field(default_factory=list)
+    outcome: Outcome | None = None
+    maybe_sent: bool = False
+
+    def settle(self, outcome: Outcome, *, maybe_sent: bool = False) -> None:
+        self.outcome = outcome
+        self.maybe_sent = self.maybe_sent or maybe_sent
+
+    def state(self) -> IntentState:
+        if isinstance(self.outcome, Receipt):
+            return IntentState.ACCEPTED
+        unsure = self.maybe_sent or self.trace.maybe_sent or self.trace.in_request
+        return IntentState.UNKNOWN if unsure else IntentState.NOT_SENT
+
+
+class BatchRouteMixin(SendingMixin):
+    async def _send_batch(
+        self,
+        messages: Sequence[Message],
+        outgoing: Sequence[Outgoing],
+        order: list[str],
+        pin: str | None,
+    ) -> list[Outcome]:
+        """Send ``messages`` (prepared for ``order[0]`` as ``outgoing``) as batches."""
+        if self._pending:
+            await self.flush()
+        now = self._now()
+        slots = [
+            Slot(m, Intent.for_message(m, now=now), o)
+            for m, o in zip(messages, outgoing, strict=True)
+        ]
+        try:
+            held = await complete(
+                lambda: self.ledger.begin_many([s.intent for s in slots]), grace=RECORD_GRACE
+            )
+        except TimeoutError:
+            error = LedgerError("ledger: writing the send intents timed out; nothing sent")
+            return [error] * len(slots)
+        except MimgwError as exc:
+            return [exc] * len(slots)
+        live: list[Slot] = []
+        for slot, intent in zip(slots, held, strict=True):
+            if intent.id == slot.intent.id:
+                live.append(slot)
+                continue
+            try:
+                slot.outcome = self._replay(intent)
+            except OutcomeUnknownError as exc:
+                slot.outcome = exc
+            slot.intent = intent  # not ours: never written back
+        keys = [s.message.idempotency_key for s in live if s.message.idempotency_key]
+        events = {key: self._hold_key(key) for key in keys}
+        try:
+            await self._route_batch(live, order, pin)
+        finally:
+            # cancelled or not: every recipient's outcome is written (unknown when a
+            # request was under way), then the keys are released
+            try:
+                await self._finish_slots(live)
+            finally:
+                for key, event in events.items():
+                    del self._keyed[key]
+                    event.set()
+        return [s.outcome if s.outcome is not None else _lost() for s in slots]
+
+    def _hold_key(self, key: str) -> anyio.Event:
+        event = self._keyed[key] = anyio.Event()
+        return event
+
+    async def _finish_slots(self, slots: list[Slot]) -> None:
+        now = self._now()
+        keep = self.redelivery is not None
+        items: list[Finish] = []
+        for slot in slots:
+            state = slot.state()
+            outcome = slot.outcome
+            receipt = outcome if isinstance(outcome, Receipt) else None
+            error = None if receipt is not None else str(outcome) if outcome else "cancelled"
+            slot.intent = slot.intent.finished(
+                state, now=now, receipt=receipt, attempts=tuple(slot.attempts), error=error
+            )
+            items.append((slot.intent, 1, slot.message if keep and receipt else None))
+
+        async def write() -> None:
+            entries = await self.ledger.finish_many(items)
+            for entry in entries:
+                if entry is not None:
+                    await self._after_record(entry)
+
+        try:
+            await complete(write, grace=RECORD_GRACE)
+        except (MimgwError, TimeoutError) as exc:  # never turn accepted messages into errors
+            log.error("ledger: recording the outcomes of a batch failed: %r", exc)
+
+    async def _route_batch(self, slots: list[Slot], order: list[str], pin: str | None) -> None:
+        started = self.retry.clock()  # one deadline for every gateway tried
+        waiting = slots
+        for position, name in enumerate(order):
+            if not waiting:
+                return
+            provider = self._providers[name]
+            ready: list[Slot] = []
+            moving: list[Slot] = []
+            for slot in waiting:
+                if slot.outgoing is None:
+                    try:
+                        slot.outgoing = provider.prepare(slot.message)
+                    except _REFUSALS as exc:  # this gateway cannot take it: not an attempt
+                        if pin is not None:
+                            slot.settle(exc)
+                        else:
+                            slot.refusals.append(exc)
+                            moving.append(slot)
+                        continue
+                ready.append(slot)
+            adapter = adapter_for(provider)
+            batches: list[Batch] = []
+            singles = list(range(len(ready)))
+            if adapter is not None and len(ready) > 1:
+                prepared = [s.outgoing for s in ready if s.outgoing is not None]
+                batches, singles = adapter.plan(provider, prepared)
+            for batch in batches:
+                moving += await self._request(
+                    name, batch, [ready[i] for i in batch.members], pin, started
+                )
+            for index in singles:
+                moving += await self._request(name, None, [ready[index]], pin, started)
+            for slot in moving:
+                slot.outgoing = None
+            waiting = moving
+            if waiting and position + 1 < len(order):
+                log.warning("%s: %d message(s) move to the next gateway", name, len(waiting))
+        for slot in waiting:
+            if not slot.errors and slot.refusals:
+                invalid = [r for r in slot.refusals if isinstance(r, InvalidMessageError)]
+                slot.settle((invalid or slot.refusals)[0])
+            else:
+                slot.settle(AllProvidersFailedError(slot.errors))
+
+    async def _request(
+        self, name: str, batch: Batch | None, slots: list[Slot], pin: str | None, started: float
+    ) -> list[Slot]:
+        """One request for ``slots`` at ``name``; returns those that move on."""
+        breaker = self._breakers.get(name)
+        if breaker is not None and not breaker.allow():
+            rejection = breaker.rejection()
+            for slot in slots:
+                slot.errors.append(rejection)
+                if pin is not None:
+                    slot.settle(rejection)
+            return [] if pin is not None else slots
+        trace = Trace()
+        for slot in slots:
+            slot.trace = trace
+        try:
+            if breaker is not None and breaker.needs_balance_probe:
+                await self._probe_balance(name, breaker)
+            if batch is None:
+                outgoing = slots[0].outgoing
+                assert outgoing is not None
+                results: list[Outcome] = [
+                    await self._call(
+                        name,
+                        "submit",
+                        lambda p: p.send_prepared(outgoing),
+                        started=started,
+                        trace=trace,
+                    )
+                ]
+            else:
+                results = await self._call(name, "submit", batch.send, started=started, trace=trace)
+        except ProviderError as exc:
+            maybe = exc.may_have_been_sent or trace.maybe_sent
+            for slot in slots:
+                slot.attempts.append(
+                    IntentAttempt(provider=name, kind=exc.kind, may_have_been_sent=maybe)
+                )
+                slot.errors.append(exc)
+            moves = pin is None and not maybe and self._fails_over(exc)
+            if moves:
+                return slots
+            for slot in slots:
+                slot.settle(exc, maybe_sent=maybe)
+            return []
+        moving: list[Slot] = []
+        for slot, result in zip(slots, results, strict=True):
+            if isinstance(result, Receipt):
+                slot.attempts.append(IntentAttempt(provider=name))
+                slot.settle(result)
+                continue
+            maybe = isinstance(result, ProviderError) and result.may_have_been_sent
+            if isinstance(result, ProviderError):
+                slot.attempts.append(
+                    IntentAttempt(provider=name, kind=result.kind, may_have_been_sent=maybe)
+                )
+                slot.errors.append(result)
+                if pin is None and not maybe and self._fails_over(result):
+                    moving.append(slot)
+                    continue
+            slot.settle(result, maybe_sent=maybe)
+        return moving
+
+
+def _lost() -> MimgwError:  # pragma: no cover - every slot is settled or the call raised
+    return MimgwError("batch: no outcome recorded")
