@@ -85,6 +85,8 @@ class HttpResponse:
     extra: dict[str, Any] = field(default_factory=dict)
     body: str = field(default="", repr=False, compare=False)
     redact: Callable[[str], str] = field(default=str, repr=False, compare=False)
+    parsed: Any = field(default=None, init=False, repr=False, compare=False)
+    """The body as JSON once :meth:`json` read it (one parse per answer); do not mutate."""
 
     def __post_init__(self) -> None:
         if not self.body:
@@ -120,10 +122,14 @@ class HttpResponse:
 
     def json(self) -> Any:
         """The body as JSON; a ``BAD_RESPONSE`` error when it is not JSON."""
+        if self.parsed is not None:
+            return self.parsed
         try:
-            return json.loads(self.body)
+            data = json.loads(self.body)
         except (ValueError, RecursionError):
             raise self.bad("body is not JSON") from None
+        object.__setattr__(self, "parsed", data)
+        return data
 
     def json_object(self) -> dict[str, Any]:
         data = self.json()

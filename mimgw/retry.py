@@ -104,6 +104,18 @@ async def retry_call(
     """
     if started is None:
         started = policy.clock()
+    # the first try runs directly: a call that succeeds (the common case) builds no
+    # retry machinery; the decisions below are the ones tenacity makes for later tries
+    try:
+        return await call()
+    except Exception as exc:
+        first = exc
+    if not (should_retry(first, operation, policy) and keep_going()):
+        raise first
+    delay = _wait_after(first, 1, policy)
+    if _stop_after(1, delay, policy, started):
+        raise first
+    await policy.sleep(delay)
 
     def retry(state: RetryCallState) -> bool:
         outcome = state.outcome
@@ -112,20 +124,30 @@ async def retry_call(
         error = outcome.exception()
         return error is not None and should_retry(error, operation, policy) and keep_going()
 
-    def wait(state: RetryCallState) -> float:
+    def wait(state: RetryCallState) -> float:  # tenacity counts from the second try
         error = state.outcome.exception() if state.outcome is not None else None
-        after = error.retry_after if isinstance(error, ProviderError) else None
-        return policy.backoff(state.attempt_number, retry_after=after)
+        return _wait_after(error, state.attempt_number + 1, policy)
 
     def stop(state: RetryCallState) -> bool:
-        if state.attempt_number >= policy.attempts:
-            return True
-        if policy.deadline is None:
-            return False
-        return policy.clock() - started + state.upcoming_sleep > policy.deadline
+        return _stop_after(state.attempt_number + 1, state.upcoming_sleep, policy, started)
 
     retrying = AsyncRetrying(sleep=policy.sleep, retry=retry, wait=wait, stop=stop, reraise=True)
     return await retrying(call)
+
+
+def _wait_after(error: BaseException | None, attempt: int, policy: RetryPolicy) -> float:
+    """Seconds to wait after try number ``attempt`` failed with ``error``."""
+    after = error.retry_after if isinstance(error, ProviderError) else None
+    return policy.backoff(attempt, retry_after=after)
+
+
+def _stop_after(attempt: int, upcoming: float, policy: RetryPolicy, started: float) -> bool:
+    """Whether to give up after try number ``attempt``, before waiting ``upcoming``."""
+    if attempt >= policy.attempts:
+        return True
+    if policy.deadline is None:
+        return False
+    return policy.clock() - started + upcoming > policy.deadline
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from mimgw.errors import (
 from mimgw.gateway.core import GatewayCore, Trace
 from mimgw.ledger import Intent, IntentAttempt, IntentState, Ledger, LedgerError, MemoryLedger
 from mimgw.models import Category, Message, Receipt
+from mimgw.providers.base import Outgoing, Provider
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["SendingMixin"]
@@ -210,7 +211,7 @@ class SendingMixin(GatewayCore):
         for index, name in enumerate(order):
             provider = self._providers[name]
             try:
-                provider.prepare(message)
+                outgoing = provider.prepare(message)  # once: the same is sent below
             except _REFUSALS as exc:  # this gateway cannot take it: not a send attempt
                 if pin is not None:
                     raise
@@ -228,7 +229,7 @@ class SendingMixin(GatewayCore):
                 receipt = await self._call(
                     name,
                     "submit",
-                    lambda p: p.send_message(message),
+                    _sender(outgoing),
                     started=started,
                     trace=trace,
                 )
@@ -267,6 +268,11 @@ def _suspends(kind: type[Ledger]) -> bool:
 
 def _never_suspends(ledger: Ledger) -> bool:
     return not _suspends(type(ledger))
+
+
+def _sender(outgoing: Outgoing) -> Callable[[Provider], Awaitable[Receipt]]:
+    """Sends what routing prepared, without preparing it again."""
+    return lambda provider: provider.send_prepared(outgoing)
 
 
 def _truthful(error: ProviderError, trace: Trace) -> ProviderError:
