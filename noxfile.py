@@ -68,6 +68,13 @@ def bench(session: nox.Session) -> None:
     messages (benchmarks/scale.json) if Redis and PostgreSQL are reachable."""
     args = session.posargs or ["--json", "benchmarks/results.json"]
     uv_run(session, "python", "benchmarks/bench_overhead.py", *args)
+    # issue 13: singles vs raw httpx/aiohttp, CPU per send, batched bulk, RSS, ledger
+    # bytes (benchmarks/throughput.json and the chart in docs/img/throughput.svg),
+    # then import time and the write-ahead intent cost
+    throughput = ["--json", "benchmarks/throughput.json", "--svg", "docs/img/throughput.svg"]
+    uv_run(session, "python", "benchmarks/bench_throughput.py", *throughput)
+    uv_run(session, "python", "benchmarks/bench_import.py")
+    uv_run(session, "python", "benchmarks/bench_intents.py", "--sends", "500")
     # optional: the scale-out benchmark, when Redis and PostgreSQL answer on loopback
     import socket
 
