@@ -139,6 +139,7 @@ class MimgwTasks:
         self.concurrency = concurrency
         self._gateway: Gateway | None = None
         self._lock = anyio.Lock()
+
         # taskiq registers plain functions (it renames them), not bound methods
         async def send(payload: dict[str, Any]) -> dict[str, Any]:
             return await self._send(payload)
