@@ -9,17 +9,14 @@ See ``docs/configuration.md``.
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     PositiveFloat,
@@ -37,6 +34,17 @@ from pydantic_settings import (
 )
 
 from mimgw.breaker import BreakerPolicy
+from mimgw.config_providers import (
+    DiniSoftSettings,
+    IMIconnectSettings,
+    LimitSettings,
+    MimSmsV3JsonSettings,
+    MimSmsV3Settings,
+    MimSmsV4Settings,
+    ProviderSettings,
+    Section,
+    provider_class,
+)
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
 from mimgw.limits import RateLimit
@@ -67,148 +75,6 @@ __all__ = [
 ]
 
 
-def provider_class(kind: str) -> type[Provider]:
-    """The provider class configured as ``kind``."""
-    try:
-        return PROVIDER_CLASSES[kind]
-    except KeyError:
-        raise ConfigurationError(f"kind: unknown provider kind {kind!r}") from None
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LimitSettings(_Section):
-    rate: PositiveFloat | None = Field(default=None, allow_inf_nan=False)
-    burst: PositiveInt | None = None
-    max_in_flight: PositiveInt | None = None
-
-    def to_limit(self) -> RateLimit:
-        return RateLimit(rate=self.rate, burst=self.burst, max_in_flight=self.max_in_flight)
-
-
-class _ProviderCommon(_Section):
-    name: str | None = None
-    sender: str | None = None
-    base_url: str | None = None
-    timeout: PositiveFloat | None = None
-    weight: NonNegativeFloat = 1.0
-    order: int | None = None
-    """Lower goes first; providers without one follow in listed order."""
-    enabled: bool = True
-    limits: LimitSettings | None = None
-    timezone: str | None = None
-    """Zone of the gateway's naive timestamps (default Asia/Dhaka)."""
-
-    @abstractmethod
-    def credentials(self) -> dict[str, Any]:
-        """Constructor arguments particular to the kind (optional ones only when set)."""
-
-    def constructor_kwargs(self, client: httpx.AsyncClient | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "sender": self.sender,
-            "name": self.name,
-            "base_url": self.base_url,
-            "timeout": self.timeout,
-            "client": client,
-        }
-        if self.timezone is not None:
-            kwargs["timezone"] = self.timezone
-        kwargs.update((k, v) for k, v in self.credentials().items() if v is not None)
-        return kwargs
-
-
-def _secret(value: SecretStr) -> str:
-    return value.get_secret_value()
-
-
-class MimSmsV4Settings(_ProviderCommon):
-    kind: Literal["mimsms_v4"]
-    username: str
-    api_key: SecretStr
-    campaign_id: str | None = None
-    method: Literal["json", "query"] | None = None
-
-    def credentials(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "api_key": _secret(self.api_key),
-            "campaign_id": self.campaign_id,
-            "method": self.method,
-        }
-
-
-class MimSmsV3Settings(_ProviderCommon):
-    kind: Literal["mimsms_v3"]
-    username: str
-    password: SecretStr
-    binary_unicode: bool | None = None
-
-    def credentials(self) -> dict[str, Any]:
-        return {
-            "username": self.username,
-            "password": _secret(self.password),
-            "binary_unicode": self.binary_unicode,
-        }
-
-
-class MimSmsV3JsonSettings(_ProviderCommon):
-    kind: Literal["mimsms_v3_json"]
-    username: str
-    password: SecretStr
-
-    def credentials(self) -> dict[str, Any]:
-        return {"username": self.username, "password": _secret(self.password)}
-
-
-class DiniSoftSettings(_ProviderCommon):
-    kind: Literal["dinisoft"]
-    api_key: SecretStr
-    secret_key: SecretStr
-    client_name: str | None = None
-    balance_url: str | None = None
-    secure: bool | None = None
-
-    def credentials(self) -> dict[str, Any]:
-        return {
-            "api_key": _secret(self.api_key),
-            "secret_key": _secret(self.secret_key),
-            "client_name": self.client_name,
-            "balance_url": self.balance_url,
-            "secure": self.secure,
-        }
-
-
-class IMIconnectSettings(_ProviderCommon):
-    kind: Literal["imiconnect"]
-    service_key: SecretStr
-    notify_url: str | None = None
-    notify_data: str | None = None
-    priority: str | None = None
-    tld: Literal["io", "com", "in"] | None = None
-    validity: timedelta | None = None
-    """Sent as ``expiry`` (seconds, or ISO 8601 such as ``PT6H``)."""
-
-    def credentials(self) -> dict[str, Any]:
-        return {
-            "service_key": _secret(self.service_key),
-            "notify_url": self.notify_url,
-            "notify_data": self.notify_data,
-            "priority": self.priority,
-            "tld": self.tld,
-            "validity": self.validity,
-        }
-
-
-ProviderSettings = Annotated[
-    MimSmsV4Settings
-    | MimSmsV3Settings
-    | MimSmsV3JsonSettings
-    | DiniSoftSettings
-    | IMIconnectSettings,
-    Field(discriminator="kind"),
-]
 _KINDS = frozenset(PROVIDER_CLASSES)
 
 _PROVIDER_LABELS: ContextVar[list[str] | None] = ContextVar("_PROVIDER_LABELS", default=None)
@@ -237,7 +103,7 @@ def _labels(items: Sequence[object]) -> list[str]:
     return labels
 
 
-class RetrySettings(_Section):
+class RetrySettings(Section):
     attempts: PositiveInt = 3
     initial: NonNegativeFloat = 0.2
     max_backoff: NonNegativeFloat = 5.0
@@ -250,7 +116,7 @@ class RetrySettings(_Section):
         return RetryPolicy(**self.model_dump())
 
 
-class BreakerSettings(_Section):
+class BreakerSettings(Section):
     enabled: bool = True
     threshold: PositiveInt = 5
     cooldown: NonNegativeFloat = 30.0
@@ -264,7 +130,7 @@ class BreakerSettings(_Section):
         return BreakerPolicy(**self.model_dump(exclude={"enabled"}))
 
 
-class LedgerSettings(_Section):
+class LedgerSettings(Section):
     """Where intents, submits and reports are recorded.
 
     ``backend`` memory (default), sqlite (``path``) or postgres (``url``); a ``url`` alone
@@ -326,7 +192,7 @@ class LedgerSettings(_Section):
         return MemoryLedger()
 
 
-class StateSettings(_Section):
+class StateSettings(Section):
     """Where limits and breakers live: this process (default) or Redis (``url``)."""
 
     url: SecretStr | None = None
@@ -350,7 +216,7 @@ class StateSettings(_Section):
         return RedisState(self.url.get_secret_value(), prefix=self.prefix)
 
 
-class RedeliverySettings(_Section):
+class RedeliverySettings(Section):
     enabled: bool = False
     delays: list[NonNegativeFloat] = Field(default_factory=lambda: [300.0, 1800.0, 7200.0])
     """Seconds before the 1st, 2nd, … redelivery (the last repeats)."""
