@@ -37,8 +37,9 @@ async def main(dsn: str, table: str, mode: str, seed: int, n: int) -> None:
             results = await asyncio.gather(*(ledger.begin(i) for i in mine))
         else:
             results = []
-            for at in range(0, len(mine), 25):
-                results += await ledger.begin_many(mine[at : at + 25])
+            for at in range(0, len(mine), 5):  # small batches with pauses: the
+                results += await ledger.begin_many(mine[at : at + 5])  # workers interleave
+                await asyncio.sleep(0.005)
         won = [i.key or "" for i, got in zip(mine, results, strict=True) if got.id == i.id]
     elif mode == "settle":
         claims = await asyncio.gather(*(ledger.settle("gw", k) for k in keys))

@@ -69,7 +69,9 @@ def test_one_rate_limit_for_all_processes(server: Served, prefix: str, redis_url
     for i, first in enumerate(times):
         for j in range(i, len(times)):
             span = times[j] - first
-            assert j - i + 1 <= RATE * span + RATE + 1, (j - i + 1, span)
+            # (0.1 s of slack: a request allowed at Redis may reach the server late,
+            # bunching with the next ones on a loaded machine)
+            assert j - i + 1 <= RATE * (span + 0.1) + RATE + 1, (j - i + 1, span)
     assert times[-1] - times[0] >= 1.8  # three local limits would have let all 60 go at once
 
 

@@ -103,7 +103,9 @@ async def test_campaign_enqueued_twice_on_three_workers_sends_each_once(
         assert stats["total"] == COUNT and stats["max_count"] == 1
         for handle in handles:
             result = await handle.wait_result(timeout=20)
-            assert result.return_value["state"] == "accepted"
+            # accepted (answered from the ledger), or unknown when it ran while another
+            # worker's send of the same key was in flight: never sent a second time
+            assert result.return_value["state"] in ("accepted", "unknown"), result.return_value
     finally:
         for worker in workers:
             stop(worker)
