@@ -212,9 +212,16 @@ def adapter_for(provider: Provider) -> BatchAdapter | None:
     return adapter if isinstance(provider, IMIconnect) else None
 
 
-async def batch_report(ledger: Ledger, report: DeliveryReport) -> DeliveryReport:
+SHARED_BATCH_IDS = frozenset({"mimsms_v4"})
+"""Provider kinds that answer a batch with one id for every recipient (see above)."""
+
+
+async def batch_report(ledger: Ledger, report: DeliveryReport, kind: str | None) -> DeliveryReport:
     """``report`` with the derived id of a batch recipient when the report names the
-    batch id and the number, and only the recipient's entry exists in the ledger."""
+    batch id and the number, and only the recipient's entry exists in the ledger.
+    Only gateways of a ``kind`` in :data:`SHARED_BATCH_IDS` pay the extra lookups."""
+    if kind not in SHARED_BATCH_IDS:
+        return report
     if report.to is None or batch_parts(report.message_id) is not None:
         return report
     if await ledger.get(report.provider, report.message_id) is not None:

@@ -77,7 +77,9 @@ class HooksMixin(GatewayCore):
             for index, item in enumerate(batch):
                 try:
                     if isinstance(item, DeliveryReport):
-                        item = await batch_report(self.ledger, item)
+                        sender = self._providers.get(item.provider)
+                        kind = sender.kind if sender is not None else None
+                        item = await batch_report(self.ledger, item, kind)
                         entry, _changed = await self.ledger.record_report(item)
                         await self._after_record(entry)
                         await _tell(self._report_hooks, item)

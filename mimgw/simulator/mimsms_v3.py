@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import hmac
 import re
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -93,9 +94,9 @@ class _Lifecycle(GatewaySim):
     def local(self, at: float) -> datetime:
         return datetime.fromtimestamp(at, UTC).astimezone(DHAKA)
 
+    @abstractmethod
     def push_body(self, messages: list[SimMessage]) -> SimResponse:
         """The pushed form of these messages' reports (body and content type)."""
-        raise NotImplementedError
 
     async def push_reports(self) -> int:
         """POST every final, unread report to :attr:`notify_url` in one request; a
