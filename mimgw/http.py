@@ -36,6 +36,9 @@ USER_AGENT = "mimgw/0.1"
 RAW_LIMIT = 4000
 """How much of a body an error keeps in ``raw``."""
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Compact UTF-8 JSON bodies (Bengali text stays as written, not ``\\u`` escapes)."""
+
 Query = Sequence[tuple[str, str | int | None]] | Mapping[str, str | int | None]
 
 
@@ -197,6 +200,34 @@ class HttpTransport:
         self._client = client
         self._owns_client = client is None
         self._transport = transport
+        self._extensions = {"timeout": timeout.as_dict()}
+        self._base: tuple[list[tuple[bytes, bytes]], dict[str, tuple[str, str]]] | None = None
+
+    def _headers(
+        self, client: httpx.AsyncClient, extra: Mapping[str, str] | None, *, json: bool
+    ) -> list[tuple[str, str]]:
+        """The client's default headers with ours on top (computed once per client headers).
+
+        Requests are built here and given to ``client.send()``, so the client's headers,
+        auth, event hooks and transport apply; its cookie jar, default ``params`` and
+        ``base_url`` do not (every gateway URL is absolute, and no gateway uses cookies).
+        """
+        raw = client.headers.raw
+        if self._base is None or self._base[0] != raw:
+            merged = {k.lower(): (k, v) for k, v in client.headers.multi_items()}
+            merged["user-agent"] = ("User-Agent", USER_AGENT)
+            merged["accept"] = ("Accept", "application/json")
+            self._base = (raw, merged)
+        base = self._base[1]
+        if not extra and not json:
+            return list(base.values())
+        merged = dict(base)
+        if json:
+            merged["content-type"] = ("Content-Type", "application/json")
+        if extra:
+            for k, v in extra.items():
+                merged[k.lower()] = (k, v)
+        return list(merged.values())
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -237,19 +268,21 @@ class HttpTransport:
             encoded = build_query(query)
             if encoded:
                 url = f"{url}{'&' if '?' in url else '?'}{encoded}"
-        all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if headers:
-            all_headers.update(headers)
         content: bytes | None = None
         if json_body is not None:
-            content = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode()
-            all_headers["Content-Type"] = "application/json"
+            content = _JSON.encode(json_body).encode()
+        client = self.client
         safe_url = self.redact(url)
         started = time.perf_counter()
         try:
-            response = await self.client.request(
-                method, url, content=content, headers=all_headers, timeout=self.timeout
+            request = httpx.Request(
+                method,
+                url,
+                headers=self._headers(client, headers, json=content is not None),
+                content=content,
+                extensions=self._extensions,
             )
+            response = await client.send(request)
         except httpx.HTTPError as exc:
             raise self._map_exception(exc, safe_url, submit=submit) from _scrub(exc, self.redact)
         except Exception as exc:
@@ -258,10 +291,7 @@ class HttpTransport:
             # an aiohttp error httpx-aiohttp does not translate (a garbled status line)
             raise self._map_exception(exc, safe_url, submit=submit) from None
         elapsed = time.perf_counter() - started
-        try:
-            text = response.text
-        except (UnicodeDecodeError, LookupError):
-            text = response.content.decode("utf-8", errors="replace")
+        text = decode_body(response.content, response.headers.get("content-type"))
         result = HttpResponse(
             provider=self.provider,
             status_code=response.status_code,
@@ -302,6 +332,21 @@ class HttpTransport:
             kind = _maybe_sent(submit)
         log.debug("%s request failed: %s", self.provider, detail)
         return ProviderError.of(kind, self.provider, None, detail)
+
+
+def decode_body(content: bytes, content_type: str | None) -> str:
+    """The body as text in its declared charset (UTF-8 when none); undecodable bytes are
+    replaced, never an error (the raw answer is kept whatever it holds)."""
+    charset = "utf-8"
+    if content_type:
+        lowered = content_type.lower()
+        at = lowered.find("charset=")
+        if at >= 0:
+            charset = lowered[at + 8 :].split(";", 1)[0].strip().strip("\"'") or "utf-8"
+    try:
+        return content.decode(charset, errors="replace")
+    except LookupError:  # an unknown charset name
+        return content.decode("utf-8", errors="replace")
 
 
 def _maybe_sent(submit: bool) -> ErrorKind:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -84,21 +83,28 @@ class Limiter:
                     return
                 await self.limit.sleep((1 - self._tokens) / rate)
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> Limiter:
+        """One request's slot: ``async with limiter.slot(): ...`` (holds no per-use state,
+        so the limiter itself is the context manager)."""
+        return self
+
+    async def __aenter__(self) -> None:
         if self._slots is not None:
             await self._slots.acquire()
         try:
             await self._take_token()
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-        finally:
+        except BaseException:
             if self._slots is not None:
                 self._slots.release()
+            raise
+        self.in_flight += 1
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.in_flight -= 1
+        if self._slots is not None:
+            self._slots.release()
 
     def snapshot(self) -> dict[str, float | int | None]:
         return {

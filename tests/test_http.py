@@ -224,3 +224,44 @@ def test_log_filter_covers_provider_module_loggers(caplog: pytest.LogCaptureFixt
     assert SECRET not in caplog.text
     assert "leaking ***" in caplog.text
     assert transport.redact(SECRET) == "***"
+
+
+@respx.mock
+async def test_a_users_client_headers_and_auth_apply_ours_win_for_ua_and_accept() -> None:
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json={}))
+    async with httpx.AsyncClient(
+        headers={"X-Team": "billing", "User-Agent": "theirs", "Accept": "text/html"},
+        auth=("user", "pw"),
+    ) as client:
+        http = make(client)
+        await http.request("POST", URL, json_body={}, headers={"X-Per-Call": "1"}, submit=True)
+        client.headers["X-Team"] = "payments"  # changed afterwards: the next request sees it
+        await http.request("POST", URL, json_body={}, submit=True)
+    first, second = (call.request for call in route.calls)
+    assert first.headers["x-team"] == "billing"
+    assert first.headers["x-per-call"] == "1"
+    assert first.headers["user-agent"].startswith("mimgw/")
+    assert first.headers["accept"] == "application/json"
+    assert first.headers["authorization"].startswith("Basic ")
+    assert second.headers["x-team"] == "payments"
+    assert "x-per-call" not in second.headers
+    assert first.extensions["timeout"] == httpx.Timeout(1.0).as_dict()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        (None, "আমি".encode(), "আমি"),
+        ("application/json", b'{"a":"\xc3\xa9"}', '{"a":"é"}'),
+        ("text/plain; charset=ISO-8859-1", b"caf\xe9", "café"),
+        ('text/plain; charset="utf-8"; x=1', "ok ✓".encode(), "ok ✓"),
+        ("text/plain; charset=no-such-codec", b"plain", "plain"),
+        ("application/json", b"\xff\xfe bad", "\ufffd\ufffd bad"),
+    ],
+)
+def test_bodies_are_decoded_in_their_declared_charset(
+    content_type: str | None, body: bytes, expected: str
+) -> None:
+    from mimgw.http import decode_body
+
+    assert decode_body(body, content_type) == expected

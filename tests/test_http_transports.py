@@ -167,3 +167,17 @@ async def test_a_users_client_always_wins(monkeypatch: pytest.MonkeyPatch) -> No
 def test_default_limits_are_deliberate() -> None:
     assert DEFAULT_LIMITS.max_connections == DEFAULT_LIMITS.max_keepalive_connections == 64
     assert DEFAULT_LIMITS.keepalive_expiry is not None and DEFAULT_LIMITS.keepalive_expiry < 5
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_proxy_named_in_the_environment_is_used(
+    transport: str, server: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)  # the loopback server plays the proxy
+    http = make(transport)
+    response = await http.request("GET", "http://gateway.invalid/send?x=1", submit=False)
+    assert response.status_code == 200
+    assert server.requests[-1]["target"] == "http://gateway.invalid/send?x=1"  # absolute form
+    await http.aclose()

@@ -114,3 +114,33 @@ def test_bulk_result_needs_one_outcome_per_message() -> None:
     m = Message(to="01712345678", text="a")
     with pytest.raises(ValueError, match="one outcome per message"):
         BulkResult(messages=(m,), outcomes=())
+
+
+def test_trusted_receipts_equal_validated_ones() -> None:
+    from mimgw.models import trusted
+    from mimgw.taxonomy import State
+
+    values = {
+        "provider": "p",
+        "message_id": "T1",
+        "to": "8801712345678",
+        "state": State.ACCEPTED,
+        "reference": "r" * 32,
+        "segments": 2,
+        "encoding": "ucs2",
+        "raw": "{}",
+    }
+    fast = trusted(Receipt, dict(values))
+    assert fast == Receipt(**values)
+    assert fast.model_dump() == Receipt(**values).model_dump()
+    assert repr(fast) == repr(Receipt(**values))
+    with pytest.raises(AssertionError):  # every field must be given
+        trusted(Receipt, {"provider": "p"})
+
+
+def test_references_are_32_random_hex_characters() -> None:
+    from mimgw.models import new_reference
+
+    refs = {new_reference() for _ in range(1000)}
+    assert len(refs) == 1000
+    assert all(len(r) == 32 and int(r, 16) >= 0 and r == r.lower() for r in refs)

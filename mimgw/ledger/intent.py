@@ -14,18 +14,17 @@ processes sharing a ledger.
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from mimgw.models import Message, Receipt
+from mimgw.models import Message, Receipt, trusted
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["Intent", "IntentAttempt", "IntentState", "process_token"]
 
-_PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+_PROCESS = f"{os.getpid()}-{os.urandom(6).hex()}"
 
 
 def process_token() -> str:
@@ -85,19 +84,22 @@ class Intent(BaseModel):
     @classmethod
     def for_message(cls, message: Message, *, now: datetime) -> Intent:
         # built from a validated Message: construct without validating again (hot path)
-        return cls.model_construct(
-            id=uuid.uuid4().hex,
-            key=message.idempotency_key,
-            reference=message.reference,
-            to=message.to,
-            state=IntentState.IN_FLIGHT,
-            receipt=None,
-            attempts=(),
-            error=None,
-            resolved_by=None,
-            owner=_PROCESS,
-            created_at=now,
-            updated_at=now,
+        return trusted(
+            cls,
+            {
+                "id": os.urandom(16).hex(),
+                "key": message.idempotency_key,
+                "reference": message.reference,
+                "to": message.to,
+                "state": IntentState.IN_FLIGHT,
+                "receipt": None,
+                "attempts": (),
+                "error": None,
+                "resolved_by": None,
+                "owner": _PROCESS,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
 
     @property
@@ -113,12 +115,6 @@ class Intent(BaseModel):
         attempts: tuple[IntentAttempt, ...] = (),
         error: str | None = None,
     ) -> Intent:
-        return self.model_copy(
-            update={
-                "state": state,
-                "receipt": receipt,
-                "attempts": attempts,
-                "error": error,
-                "updated_at": now,
-            }
-        )
+        values = dict(self.__dict__)
+        values.update(state=state, receipt=receipt, attempts=attempts, error=error, updated_at=now)
+        return trusted(type(self), values)

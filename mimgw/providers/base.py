@@ -36,10 +36,11 @@ from mimgw.models import (
     InboundMessage,
     Message,
     Receipt,
+    trusted,
 )
 from mimgw.phone import region_of
 from mimgw.redact import Redactor
-from mimgw.taxonomy import ErrorKind
+from mimgw.taxonomy import ErrorKind, State
 from mimgw.text import TextInfo, analyse_text
 
 __all__ = [
@@ -142,14 +143,18 @@ class Outgoing:
         segments: int | None = None,
         to: str | None = None,
     ) -> Receipt:
-        return Receipt(
-            provider=provider,
-            message_id=message_id,
-            to=to or self.to,
-            reference=self.reference,
-            segments=segments if segments is not None else self.info.segments,
-            encoding=self.info.encoding,
-            raw=raw,
+        return trusted(
+            Receipt,
+            {
+                "provider": provider,
+                "message_id": message_id,
+                "to": to or self.to,
+                "state": State.ACCEPTED,
+                "reference": self.reference,
+                "segments": segments if segments is not None else self.info.segments,
+                "encoding": self.info.encoding,
+                "raw": raw,
+            },
         )
 
 

@@ -272,6 +272,8 @@ class MimSmsV4(Provider):
         A 429 (or any status) whose body says ``statusCode`` 200 with a ``trxnId`` was
         accepted: reporting it as rate limited would invite a duplicate resend.
         """
+        if response.status_code != 429 and response.status_code < 500:
+            return  # nothing for the transport check to map
         if _documented_code(response) is None:
             response.check_transport_status(submit=submit)
 
@@ -388,6 +390,10 @@ def _succeeded(response: HttpResponse) -> dict[str, Any]:
 
 def _accepted(response: HttpResponse) -> str:
     """The ``trxnId`` of an accepted submit."""
+    data = response.json_object()
+    trxn_id = data.get("trxnId")
+    if data.get("statusCode") == SUCCESS and isinstance(trxn_id, str) and trxn_id.strip():
+        return trxn_id.strip()  # the documented spelling; any other goes the long way
     trxn_id = _succeeded(response).get("trxnid")
     if isinstance(trxn_id, bool) or not isinstance(trxn_id, str | int):
         raise response.bad("statusCode 200 without a trxnId")
