@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.request
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
@@ -79,37 +78,14 @@ def default_client(
     """A new client for one provider, on the transport :func:`resolve_transport` picks."""
     if resolve_transport(transport) == "httpx":
         return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
-    from httpx_aiohttp import AiohttpTransport
-
-    def session() -> Any:  # created on first request, inside the running event loop
-        import aiohttp
-
-        connector = aiohttp.TCPConnector(
-            limit=limits.max_connections or 0,
-            limit_per_host=limits.max_connections or 0,
-            keepalive_timeout=limits.keepalive_expiry or 0.0,
-            ssl=httpx.create_ssl_context(),
-        )
-        # Proxy settings in the environment are honoured as httpx honours them; without
-        # any, trust_env stays off: aiohttp would otherwise look them up (and read
-        # ~/.netrc) on every request, which halves its throughput.
-        client = aiohttp.ClientSession(connector=connector, trust_env=_env_proxies())
-        # aiohttp silently repeats an idempotent request (GET) once when the connection
-        # drops; several gateways submit by GET, so that could send a message twice.
-        client._retry_connection = False
-        return client
+    from mimgw._aiohttp import WholeBodyTransport
 
     return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits, client=session),
+        transport=WholeBodyTransport(limits),
         timeout=timeout,
         limits=limits,
         follow_redirects=False,
     )
-
-
-def _env_proxies() -> bool:
-    """Whether the environment names a proxy (``HTTPS_PROXY`` and friends)."""
-    return bool(urllib.request.getproxies())
 
 
 def is_connect_failure(exc: BaseException) -> bool | None:

@@ -48,8 +48,12 @@ def make(transport: str, *, read: float = 2.0, **kwargs: object) -> HttpTranspor
 async def test_the_chosen_transport_is_used(transport: str) -> None:
     http = make(transport)
     inner = http.client._transport  # which transport httpx holds
-    expected = "AiohttpTransport" if transport == "aiohttp" else "AsyncHTTPTransport"
-    assert type(inner).__name__ == expected
+    if transport == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        assert isinstance(inner, AiohttpTransport)  # httpx-aiohttp's, answers read whole
+    else:
+        assert type(inner) is httpx.AsyncHTTPTransport
     await http.aclose()
 
 
@@ -181,3 +185,35 @@ async def test_a_proxy_named_in_the_environment_is_used(
     assert response.status_code == 200
     assert server.requests[-1]["target"] == "http://gateway.invalid/send?x=1"  # absolute form
     await http.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_answers_arrive_whole_decoded_with_status_and_headers(transport: str) -> None:
+    import asyncio
+    import gzip
+
+    big = {"statusCode": "503", "pad": "x" * 50_000}  # larger than one read chunk
+    payload = gzip.compress(json.dumps(big).encode())
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 503 Busy Now\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: gzip\r\nRetry-After: 7\r\nSet-Cookie: a=1\r\n"
+            b"Set-Cookie: b=2\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = make(transport)
+    try:
+        response = await http.request("GET", f"http://127.0.0.1:{port}/x", submit=False)
+    finally:
+        await http.aclose()
+        server.close()
+    assert response.status_code == 503
+    assert response.json() == big
+    assert response.headers["retry-after"] == "7"
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
