@@ -33,6 +33,8 @@ log = logging.getLogger("mimgw.http")
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 USER_AGENT = "mimgw/0.1"
+_HEADER_SETS = 64
+"""Distinct header combinations kept per provider (a few in practice)."""
 RAW_LIMIT = 4000
 """How much of a body an error keeps in ``raw``."""
 
@@ -69,7 +71,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class HttpResponse:
     """One gateway answer.
 
@@ -93,7 +95,7 @@ class HttpResponse:
 
     def __post_init__(self) -> None:
         if not self.body:
-            object.__setattr__(self, "body", self.text)
+            self.body = self.text
 
     def error(
         self,
@@ -131,7 +133,7 @@ class HttpResponse:
             data = json.loads(self.body)
         except (ValueError, RecursionError):
             raise self.bad("body is not JSON") from None
-        object.__setattr__(self, "parsed", data)
+        self.parsed = data
         return data
 
     def json_object(self) -> dict[str, Any]:
@@ -201,33 +203,38 @@ class HttpTransport:
         self._owns_client = client is None
         self._transport = transport
         self._extensions = {"timeout": timeout.as_dict()}
-        self._base: tuple[list[tuple[bytes, bytes]], dict[str, tuple[str, str]]] | None = None
+        self._client_headers: list[tuple[bytes, bytes]] = []
+        self._header_sets: dict[tuple[bool, tuple[tuple[str, str], ...]], httpx.Headers] = {}
 
     def _headers(
         self, client: httpx.AsyncClient, extra: Mapping[str, str] | None, *, json: bool
-    ) -> list[tuple[str, str]]:
-        """The client's default headers with ours on top (computed once per client headers).
+    ) -> httpx.Headers:
+        """The client's default headers with ours on top, built once per combination.
 
         Requests are built here and given to ``client.send()``, so the client's headers,
         auth, event hooks and transport apply; its cookie jar, default ``params`` and
         ``base_url`` do not (every gateway URL is absolute, and no gateway uses cookies).
+        A change to the client's headers is seen by the next request.
         """
         raw = client.headers.raw
-        if self._base is None or self._base[0] != raw:
+        if raw != self._client_headers:
+            self._client_headers = raw
+            self._header_sets.clear()
+        key = (json, tuple(extra.items()) if extra else ())
+        headers = self._header_sets.get(key)
+        if headers is None:
             merged = {k.lower(): (k, v) for k, v in client.headers.multi_items()}
             merged["user-agent"] = ("User-Agent", USER_AGENT)
             merged["accept"] = ("Accept", "application/json")
-            self._base = (raw, merged)
-        base = self._base[1]
-        if not extra and not json:
-            return list(base.values())
-        merged = dict(base)
-        if json:
-            merged["content-type"] = ("Content-Type", "application/json")
-        if extra:
-            for k, v in extra.items():
+            if json:
+                merged["content-type"] = ("Content-Type", "application/json")
+            for k, v in key[1]:
                 merged[k.lower()] = (k, v)
-        return list(merged.values())
+            headers = httpx.Headers(list(merged.values()))
+            if len(self._header_sets) >= _HEADER_SETS:
+                self._header_sets.clear()
+            self._header_sets[key] = headers
+        return headers
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -271,7 +278,9 @@ class HttpTransport:
         content: bytes | None = None
         if json_body is not None:
             content = _JSON.encode(json_body).encode()
-        client = self.client
+        client = self._client
+        if client is None or client.is_closed:
+            client = self.client
         safe_url = self.redact(url)
         started = time.perf_counter()
         try:

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import anyio
 
-from mimgw._shield import complete
+from mimgw._shield import complete, complete_eager
 from mimgw.errors import (
     AllProvidersFailedError,
     ConfigurationError,
@@ -28,7 +28,7 @@ from mimgw.errors import (
 )
 from mimgw.gateway.core import GatewayCore, Trace
 from mimgw.ledger import Intent, IntentAttempt, IntentState, Ledger, LedgerError, MemoryLedger
-from mimgw.models import Category, Message, Receipt
+from mimgw.models import Category, Message, Receipt, trusted
 from mimgw.providers.base import Outgoing, Provider
 from mimgw.taxonomy import ErrorKind
 
@@ -153,8 +153,8 @@ class SendingMixin(GatewayCore):
 
     async def _guarded(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a ledger write to its end through any cancellation (see module doc)."""
-        if _never_suspends(self.ledger):  # nothing to interrupt: no task needed
-            return await fn()
+        if _eager(type(self.ledger)):  # a task of its own only if the write suspends
+            return await complete_eager(fn, grace=RECORD_GRACE)
         return await complete(fn, grace=RECORD_GRACE)
 
     def _replay(self, held: Intent) -> Receipt:
@@ -236,8 +236,13 @@ class SendingMixin(GatewayCore):
             except ProviderError as exc:
                 errors.append(exc)
                 attempts.append(
-                    IntentAttempt.model_construct(
-                        provider=name, kind=exc.kind, may_have_been_sent=exc.may_have_been_sent
+                    trusted(
+                        IntentAttempt,
+                        {
+                            "provider": name,
+                            "kind": exc.kind,
+                            "may_have_been_sent": exc.may_have_been_sent,
+                        },
                     )
                 )
                 if pin is not None or not self._fails_over(exc):
@@ -245,7 +250,11 @@ class SendingMixin(GatewayCore):
                 if index + 1 < len(order):
                     log.warning("%s failed (%s); trying the next gateway", name, exc.kind.value)
                 continue
-            attempts.append(IntentAttempt.model_construct(provider=name, kind=None))
+            attempts.append(
+                trusted(
+                    IntentAttempt, {"provider": name, "kind": None, "may_have_been_sent": False}
+                )
+            )
             return receipt
         if not errors and refusals:
             invalid = [r for r in refusals if isinstance(r, InvalidMessageError)]
@@ -257,17 +266,16 @@ _WRITES = ("begin", "finish", "record_submit", "schedule", "settle")
 
 
 @functools.cache
-def _suspends(kind: type[Ledger]) -> bool:
-    """False for the memory ledger as shipped: its writes never await anything, so no
-    cancellation can land inside one (a subclass that awaits is treated as suspending)."""
-    return not (
-        issubclass(kind, MemoryLedger)
-        and all(getattr(kind, m) is getattr(MemoryLedger, m) for m in _WRITES)
+def _eager(kind: type[Ledger]) -> bool:
+    """True for the ledgers as shipped whose writes may start in the caller's task and,
+    if they suspend, end in another: the memory ledger's never suspend; the SQLite
+    ledger's (``_movable_writes``) end inline or wait on a plain future. A subclass that
+    overrides a write may hold task-bound state across a suspension: not trusted."""
+    home = next(
+        (k for k in kind.__mro__ if k is MemoryLedger or k.__dict__.get("_movable_writes")),
+        None,
     )
-
-
-def _never_suspends(ledger: Ledger) -> bool:
-    return not _suspends(type(ledger))
+    return home is not None and all(getattr(kind, m) is getattr(home, m) for m in _WRITES)
 
 
 def _sender(outgoing: Outgoing) -> Callable[[Provider], Awaitable[Receipt]]:
