@@ -33,6 +33,8 @@ log = logging.getLogger("mimgw.http")
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 USER_AGENT = "mimgw/0.1"
+_URLS = 64
+"""Endpoint URLs kept parsed per provider (a handful in practice)."""
 _HEADER_SETS = 64
 """Distinct header combinations kept per provider (a few in practice)."""
 RAW_LIMIT = 4000
@@ -203,8 +205,19 @@ class HttpTransport:
         self._owns_client = client is None
         self._transport = transport
         self._extensions = {"timeout": timeout.as_dict()}
+        self._urls: dict[str, httpx.URL] = {}
         self._client_headers: list[tuple[bytes, bytes]] = []
         self._header_sets: dict[tuple[bool, tuple[tuple[str, str], ...]], httpx.Headers] = {}
+
+    def _url(self, url: str, *, cache: bool) -> httpx.URL:
+        """``url`` parsed; an endpoint without a query is parsed once (httpx's parser is
+        a good part of a request's CPU), a URL carrying a message's query every time."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = httpx.URL(url)
+            if cache and len(self._urls) < _URLS:
+                self._urls[url] = parsed
+        return parsed
 
     def _headers(
         self, client: httpx.AsyncClient, extra: Mapping[str, str] | None, *, json: bool
@@ -286,7 +299,7 @@ class HttpTransport:
         try:
             request = httpx.Request(
                 method,
-                url,
+                self._url(url, cache=not query),
                 headers=self._headers(client, headers, json=content is not None),
                 content=content,
                 extensions=self._extensions,

@@ -217,3 +217,35 @@ async def test_answers_arrive_whole_decoded_with_status_and_headers(transport: s
     assert response.json() == big
     assert response.headers["retry-after"] == "7"
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+
+
+async def test_our_clients_keep_no_cookies_a_users_client_does() -> None:
+    import respx
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get("https://gw.test/x").respond(200, json={}, headers={"Set-Cookie": "s=1; Path=/"})
+        ours = default_client(httpx.Timeout(1.0), transport="httpx")  # respx mocks httpx's
+        theirs = httpx.AsyncClient()
+        for client in (ours, theirs):
+            await make("httpx", client=client).request("GET", "https://gw.test/x", submit=False)
+        assert len(ours.cookies.jar) == 0
+        assert [c.name for c in theirs.cookies.jar] == ["s"]
+        ours.cookies = {"a": "1"}  # what a caller sets is kept, still never extended
+        assert dict(ours.cookies) == {"a": "1"}
+        await ours.aclose()
+        await theirs.aclose()
+
+
+async def test_endpoint_urls_are_parsed_once_message_queries_every_time(server: Loopback) -> None:
+    http = make("httpx")
+    for i in range(3):
+        await http.request("GET", f"{server.url}/send", submit=False)
+        await http.request("GET", f"{server.url}/send", query={"n": i}, submit=False)
+    assert list(http._urls) == [f"{server.url}/send"]
+    assert [r["target"] for r in server.requests] == ["/send", "/send?n=0"] + [
+        "/send",
+        "/send?n=1",
+        "/send",
+        "/send?n=2",
+    ]
+    await http.aclose()
