@@ -16,8 +16,8 @@ import httpx
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "GatewayClient",
     "TRANSPORT_ENV",
+    "GatewayClient",
     "TransportName",
     "aiohttp_available",
     "default_client",
