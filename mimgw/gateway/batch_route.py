@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 
 import anyio
 
@@ -34,9 +36,11 @@ from mimgw.gateway.batching import Batch, adapter_for
 from mimgw.gateway.core import Trace
 from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE, SendingMixin
 from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
+from mimgw.ledger._frozen import frozen
 from mimgw.ledger.base import Finish
 from mimgw.models import Message, Receipt
 from mimgw.providers.base import Outgoing
+from mimgw.taxonomy import ErrorKind
 
 __all__ = ["BatchRouteMixin", "Slot"]
 
@@ -47,16 +51,20 @@ Outcome = Receipt | MimgwError
 
 @dataclass(slots=True, eq=False)
 class Slot:
-    """One recipient of a batch on its way through the gateways."""
+    """One recipient of a batch on its way through the gateways (thousands may be in
+    flight at once: nothing here is allocated before it is needed)."""
 
     message: Message
-    intent: Intent
+    intent_id: str
+    """Its intent (only the id is kept while the request is under way: the intent is
+    built again, finished, from the message and the id)."""
     outgoing: Outgoing | None = None
     """Prepared for the gateway about to be tried (the first one: by the planner)."""
-    trace: Trace = field(default_factory=Trace)
-    attempts: list[IntentAttempt] = field(default_factory=list)
-    errors: list[ProviderError] = field(default_factory=list)
-    refusals: list[MimgwError] = field(default_factory=list)
+    trace: Trace | None = None
+    """The request under way or last made for this recipient (shared by its batch)."""
+    attempts: tuple[IntentAttempt, ...] = ()
+    errors: tuple[ProviderError, ...] = ()
+    refusals: tuple[MimgwError, ...] = ()
     outcome: Outcome | None = None
     maybe_sent: bool = False
 
@@ -67,8 +75,14 @@ class Slot:
     def state(self) -> IntentState:
         if isinstance(self.outcome, Receipt):
             return IntentState.ACCEPTED
-        unsure = self.maybe_sent or self.trace.maybe_sent or self.trace.in_request
+        trace = self.trace
+        unsure = self.maybe_sent or (trace is not None and (trace.maybe_sent or trace.in_request))
         return IntentState.UNKNOWN if unsure else IntentState.NOT_SENT
+
+
+def _attempt(provider: str, kind: ErrorKind | None = None, maybe: bool = False) -> IntentAttempt:
+    """One attempt, shared by every recipient of a request (attempts are frozen)."""
+    return frozen(IntentAttempt, {"provider": provider, "kind": kind, "may_have_been_sent": maybe})
 
 
 class BatchRouteMixin(SendingMixin):
@@ -78,54 +92,57 @@ class BatchRouteMixin(SendingMixin):
         outgoing: Sequence[Outgoing],
         order: list[str],
         pin: str | None,
+        plan: Batch | None = None,
     ) -> list[Outcome]:
-        """Send ``messages`` (prepared for ``order[0]`` as ``outgoing``) as batches."""
+        """Send ``messages`` (prepared for ``order[0]`` as ``outgoing``) as batches;
+        ``plan``, when given, is one batch of all of them for ``order[0]``."""
         if self._pending:
             await self.flush()
         now = self._now()
-        slots = [
-            Slot(m, Intent.for_message(m, now=now), o)
-            for m, o in zip(messages, outgoing, strict=True)
-        ]
+        intents = Intent.for_messages(messages, now=now)
+        slots = [Slot(m, i.id, o) for m, i, o in zip(messages, intents, outgoing, strict=True)]
         try:
-            held = await complete(
-                lambda: self.ledger.begin_many([s.intent for s in slots]), grace=RECORD_GRACE
-            )
+            held = await complete(partial(self.ledger.begin_many, intents), grace=RECORD_GRACE)
         except TimeoutError:
             error = LedgerError("ledger: writing the send intents timed out; nothing sent")
             return [error] * len(slots)
         except MimgwError as exc:
             return [exc] * len(slots)
-        live: list[Slot] = []
-        for slot, intent in zip(slots, held, strict=True):
-            if intent.id == slot.intent.id:
-                live.append(slot)
-                continue
-            try:
-                slot.outcome = self._replay(intent)
-            except OutcomeUnknownError as exc:
-                slot.outcome = exc
-            slot.intent = intent  # not ours: never written back
+        live = self._live(slots, held)
+        del intents, held  # while requests are under way, a recipient's slot is all there is
         keys = [s.message.idempotency_key for s in live if s.message.idempotency_key]
         events = {key: self._hold_key(key) for key in keys}
         try:
-            await self._route_batch(live, order, pin)
+            await self._route_batch(live, order, pin, plan if len(live) == len(slots) else None)
         finally:
             # cancelled or not: every recipient's outcome is written (unknown when a
             # request was under way), then the keys are released
             try:
-                await self._finish_slots(live)
+                await self._finish_slots(live, now)
             finally:
                 for key, event in events.items():
                     del self._keyed[key]
                     event.set()
         return [s.outcome if s.outcome is not None else _lost() for s in slots]
 
+    def _live(self, slots: list[Slot], held: list[Intent]) -> list[Slot]:
+        """The slots whose intent was written; the others answered from the ledger."""
+        live: list[Slot] = []
+        for slot, intent in zip(slots, held, strict=True):
+            if intent.id == slot.intent_id:
+                live.append(slot)
+                continue
+            try:  # another send holds the key: answered from the ledger, not sent
+                slot.outcome = self._replay(intent)
+            except OutcomeUnknownError as exc:
+                slot.outcome = exc
+        return live
+
     def _hold_key(self, key: str) -> anyio.Event:
         event = self._keyed[key] = anyio.Event()
         return event
 
-    async def _finish_slots(self, slots: list[Slot]) -> None:
+    async def _finish_slots(self, slots: list[Slot], created_at: datetime) -> None:
         now = self._now()
         keep = self.redelivery is not None
         items: list[Finish] = []
@@ -134,10 +151,17 @@ class BatchRouteMixin(SendingMixin):
             outcome = slot.outcome
             receipt = outcome if isinstance(outcome, Receipt) else None
             error = None if receipt is not None else str(outcome) if outcome else "cancelled"
-            slot.intent = slot.intent.finished(
-                state, now=now, receipt=receipt, attempts=tuple(slot.attempts), error=error
+            intent = Intent.finished_for(
+                slot.message,
+                id=slot.intent_id,
+                created_at=created_at,
+                state=state,
+                now=now,
+                receipt=receipt,
+                attempts=slot.attempts,
+                error=error,
             )
-            items.append((slot.intent, 1, slot.message if keep and receipt else None))
+            items.append((intent, 1, slot.message if keep and receipt else None))
 
         async def write() -> None:
             entries = await self.ledger.finish_many(items)
@@ -150,7 +174,9 @@ class BatchRouteMixin(SendingMixin):
         except (MimgwError, TimeoutError) as exc:  # never turn accepted messages into errors
             log.error("ledger: recording the outcomes of a batch failed: %r", exc)
 
-    async def _route_batch(self, slots: list[Slot], order: list[str], pin: str | None) -> None:
+    async def _route_batch(
+        self, slots: list[Slot], order: list[str], pin: str | None, plan: Batch | None
+    ) -> None:
         started = self.retry.clock()  # one deadline for every gateway tried
         waiting = slots
         for position, name in enumerate(order):
@@ -167,20 +193,22 @@ class BatchRouteMixin(SendingMixin):
                         if pin is not None:
                             slot.settle(exc)
                         else:
-                            slot.refusals.append(exc)
+                            slot.refusals += (exc,)
                             moving.append(slot)
                         continue
                 ready.append(slot)
-            adapter = adapter_for(provider)
-            batches: list[Batch] = []
-            singles = list(range(len(ready)))
-            if adapter is not None and len(ready) > 1:
+            planned: list[tuple[Batch, list[Slot]]] = []
+            singles: list[int] = []
+            if position == 0 and plan is not None and len(ready) == len(plan.outgoing):
+                planned = [(plan, ready)]  # the caller planned it for this gateway
+            elif (adapter := adapter_for(provider)) is not None and len(ready) > 1:
                 prepared = [s.outgoing for s in ready if s.outgoing is not None]
                 batches, singles = adapter.plan(provider, prepared)
-            for batch in batches:
-                moving += await self._request(
-                    name, batch, [ready[i] for i in batch.members], pin, started
-                )
+                planned = [(b, [ready[i] for i in b.members]) for b in batches]
+            else:
+                singles = list(range(len(ready)))
+            for batch, members in planned:
+                moving += await self._request(name, batch, members, pin, started)
             for index in singles:
                 moving += await self._request(name, None, [ready[index]], pin, started)
             for slot in moving:
@@ -203,7 +231,7 @@ class BatchRouteMixin(SendingMixin):
         if breaker is not None and not breaker.allow():
             rejection = breaker.rejection()
             for slot in slots:
-                slot.errors.append(rejection)
+                slot.errors += (rejection,)
                 if pin is not None:
                     slot.settle(rejection)
             return [] if pin is not None else slots
@@ -229,29 +257,27 @@ class BatchRouteMixin(SendingMixin):
                 results = await self._call(name, "submit", batch.send, started=started, trace=trace)
         except ProviderError as exc:
             maybe = exc.may_have_been_sent or trace.maybe_sent
+            failed = _attempt(name, exc.kind, maybe)
             for slot in slots:
-                slot.attempts.append(
-                    IntentAttempt(provider=name, kind=exc.kind, may_have_been_sent=maybe)
-                )
-                slot.errors.append(exc)
+                slot.attempts += (failed,)
+                slot.errors += (exc,)
             moves = pin is None and not maybe and self._fails_over(exc)
             if moves:
                 return slots
             for slot in slots:
                 slot.settle(exc, maybe_sent=maybe)
             return []
+        accepted = (_attempt(name),)
         moving: list[Slot] = []
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, Receipt):
-                slot.attempts.append(IntentAttempt(provider=name))
+                slot.attempts = slot.attempts + accepted if slot.attempts else accepted
                 slot.settle(result)
                 continue
             maybe = isinstance(result, ProviderError) and result.may_have_been_sent
             if isinstance(result, ProviderError):
-                slot.attempts.append(
-                    IntentAttempt(provider=name, kind=result.kind, may_have_been_sent=maybe)
-                )
-                slot.errors.append(result)
+                slot.attempts += (_attempt(name, result.kind, maybe),)
+                slot.errors += (result,)
                 if pin is None and not maybe and self._fails_over(result):
                     moving.append(slot)
                     continue

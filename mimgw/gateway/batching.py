@@ -25,12 +25,14 @@ Other gateways have no documented batch endpoint: their messages go as singles.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from mimgw.errors import MimgwError
 from mimgw.ledger import Ledger
+from mimgw.ledger._frozen import frozen
 from mimgw.models import DeliveryReport, Message, Receipt
 from mimgw.providers.base import Outgoing, Provider
 
@@ -109,11 +111,16 @@ class _MimSmsV4Batches:
     def plan(self, provider: Provider, ready: Sequence[Outgoing]) -> tuple[list[Batch], list[int]]:
         v4 = _v4(provider)
         size = max(1, v4.batch_size)
+        texts = Counter(item.message.text for item in ready)
         same: dict[tuple[str, str, str], list[int]] = {}
-        for index, item in enumerate(ready):
-            same.setdefault((item.text, item.sender, item.message.category), []).append(index)
-        batches: list[Batch] = []
         rest: list[int] = []
+        for index, item in enumerate(ready):
+            message = item.message
+            if texts[message.text] < 2:  # personalised: no group to look for
+                rest.append(index)
+            else:
+                same.setdefault((message.text, item.sender, message.category), []).append(index)
+        batches: list[Batch] = []
         for indices in same.values():
             if len(indices) < 2:
                 rest += indices
@@ -153,7 +160,10 @@ class _MimSmsV4Batches:
 
 
 def _derived(receipt: Receipt) -> Receipt:
-    return receipt.model_copy(update={"message_id": recipient_id(receipt.message_id, receipt.to)})
+    """``receipt`` under the recipient's own id (built from a receipt: no validation)."""
+    values = dict(receipt.__dict__)
+    values["message_id"] = recipient_id(receipt.message_id, receipt.to)
+    return frozen(Receipt, values)
 
 
 class _IMIconnectBatches:

@@ -21,7 +21,7 @@ import anyio
 
 from mimgw.errors import ConfigurationError, InvalidMessageError, MimgwError
 from mimgw.gateway.batch_route import BatchRouteMixin
-from mimgw.gateway.batching import adapter_for, plain
+from mimgw.gateway.batching import Batch, adapter_for, plain
 from mimgw.models import BulkResult, Message, Receipt
 from mimgw.providers.base import Outgoing
 
@@ -71,12 +71,15 @@ class BulkMixin(BatchRouteMixin):
     ) -> BulkResult:
         """Send every item; one outcome per item, in input order. Never raises for one
         message's failure (see :meth:`stream_bulk` for the parameters)."""
-        done: dict[int, tuple[Any, Outcome]] = {}
-        async for index, item, outcome in self._run_bulk(messages, concurrency, provider, batch):
-            done[index] = (item, outcome)
-        ordered = [done[i] for i in range(len(done))]
+        items: dict[int, Any] = {}
+        outcomes: dict[int, Outcome] = {}
+        async for done in self._run_bulk(messages, concurrency, provider, batch):
+            for index, item, outcome in done:
+                items[index] = item
+                outcomes[index] = outcome
+        count = range(len(outcomes))
         return BulkResult(
-            messages=tuple(m for m, _ in ordered), outcomes=tuple(o for _, o in ordered)
+            messages=tuple(items[i] for i in count), outcomes=tuple(outcomes[i] for i in count)
         )
 
     async def stream_bulk(
@@ -95,8 +98,9 @@ class BulkMixin(BatchRouteMixin):
         ``message`` is the :class:`Message` sent, or the input item when it was not a
         valid message.
         """
-        async for _, item, outcome in self._run_bulk(messages, concurrency, provider, batch):
-            yield item, outcome
+        async for done in self._run_bulk(messages, concurrency, provider, batch):
+            for _, item, outcome in done:
+                yield item, outcome
 
     async def _run_bulk(
         self,
@@ -104,7 +108,8 @@ class BulkMixin(BatchRouteMixin):
         concurrency: int | None,
         provider: str | None,
         batch: bool,
-    ) -> AsyncIterator[Done]:
+    ) -> AsyncIterator[list[Done]]:
+        """The outcomes of each unit of work (a batch or a single) as it completes."""
         limit = self.default_concurrency if concurrency is None else concurrency
         if limit < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -121,16 +126,15 @@ class BulkMixin(BatchRouteMixin):
                             break
                         order = self._order(provider) if batch and self._batching(provider) else []
                         size = self._window(order[0]) if order else limit
-                        window = await reader.window(size, self.batch_linger)
-                        backlog.extend(self._plan(window, order, provider, batch))
+                        start, window = await reader.window(size, self.batch_linger)
+                        backlog.extend(self._plan(start, window, order, provider, batch))
                         continue
                     running.add(asyncio.ensure_future(backlog.popleft()()))
                 if not running:
                     return
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    for done in task.result():
-                        yield done
+                    yield task.result()
         finally:
             # the consumer stopped or was cancelled: sends under way are cancelled like
             # any send (each records what it knows: sent, not sent or unknown) and
@@ -153,18 +157,20 @@ class BulkMixin(BatchRouteMixin):
         return 1 if adapter is None else adapter.window(provider)
 
     def _plan(
-        self, window: list[tuple[int, Any]], order: list[str], pin: str | None, batch: bool
+        self, start: int, window: list[Any], order: list[str], pin: str | None, batch: bool
     ) -> list[Callable[[], Awaitable[list[Done]]]]:
-        """Units of work for one window: batches for ``order[0]`` and singles."""
+        """Units of work for one window (items ``start``, ``start + 1``, …): batches for
+        ``order[0]`` and singles."""
         units: list[Callable[[], Awaitable[list[Done]]]] = []
         provider = self._providers[order[0]] if order else None
         adapter = adapter_for(provider) if batch and provider is not None else None
         if adapter is None or provider is None or len(window) < 2:
-            return [partial(self._bulk_one, i, item, pin) for i, item in window]
+            return [partial(self._bulk_one, i, item, pin) for i, item in enumerate(window, start)]
         keys: set[str] = set()
-        candidates: list[tuple[int, Message]] = []
+        indices: list[int] = []
+        messages: list[Message] = []
         outgoing: list[Outgoing] = []
-        for index, item in window:
+        for index, item in enumerate(window, start):
             try:
                 message = as_message(item)
             except InvalidMessageError as exc:
@@ -181,25 +187,26 @@ class BulkMixin(BatchRouteMixin):
                 continue
             if key is not None:
                 keys.add(key)
-            candidates.append((index, message))
+            indices.append(index)
+            messages.append(message)
             outgoing.append(ready)
         batches, singles = adapter.plan(provider, outgoing) if len(outgoing) > 1 else ([], [0])
         for plan in batches:
-            members = [candidates[i] for i in plan.members]
-            prepared = [outgoing[i] for i in plan.members]
-            units.append(partial(self._bulk_batch, members, prepared, order, pin))
-        units += [partial(self._bulk_one, *candidates[i], pin) for i in singles if candidates]
+            members = ([indices[i] for i in plan.members], [messages[i] for i in plan.members])
+            units.append(partial(self._bulk_batch, *members, plan, order, pin))
+        units += [partial(self._bulk_one, indices[i], messages[i], pin) for i in singles if indices]
         return units
 
     async def _bulk_batch(
         self,
-        members: list[tuple[int, Message]],
-        prepared: list[Outgoing],
+        indices: list[int],
+        messages: list[Message],
+        plan: Batch,
         order: list[str],
         pin: str | None,
     ) -> list[Done]:
-        outcomes = await self._send_batch([m for _, m in members], prepared, order, pin)
-        return [(i, m, o) for (i, m), o in zip(members, outcomes, strict=True)]
+        outcomes = await self._send_batch(messages, plan.outgoing, order, pin, plan)
+        return list(zip(indices, messages, outcomes, strict=True))
 
     async def _bulk_one(self, index: int, item: Any, provider: str | None) -> list[Done]:
         try:
@@ -231,7 +238,8 @@ class _Reader:
         self._index = 0
         self.done = False
 
-    async def window(self, size: int, linger: float) -> list[tuple[int, Any]]:
+    async def window(self, size: int, linger: float) -> tuple[int, list[Any]]:
+        """The index of the next item, and up to ``size`` items from there."""
         items: list[Any] = []
         if not self._lingers:
             while len(items) < size:
@@ -262,7 +270,7 @@ class _Reader:
                 items.append(item)
         start = self._index
         self._index += len(items)
-        return list(enumerate(items, start))
+        return start, items
 
     def _start(self, size: int) -> asyncio.Queue[Any]:
         if self._queue is None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from mimgw.errors import MimgwError
+from mimgw.ledger._frozen import frozen
 from mimgw.models import Category, DeliveryReport, Message, Receipt
 from mimgw.taxonomy import State
 
@@ -98,19 +99,26 @@ class LedgerEntry(BaseModel):
     def from_submit(
         cls, receipt: Receipt, *, attempt: int, message: Message | None, now: datetime
     ) -> LedgerEntry:
-        return cls(
-            provider=receipt.provider,
-            message_id=receipt.message_id,
-            reference=receipt.reference,
-            to=receipt.to,
-            state=receipt.state,
-            attempt=attempt,
-            submitted=True,
-            text=None if message is None else message.text,
-            sender=None if message is None else message.sender,
-            category="transactional" if message is None else message.category,
-            created_at=now,
-            updated_at=now,
+        # built from validated models: no second validation (a submit per message sent)
+        return frozen(
+            cls,
+            {
+                "provider": receipt.provider,
+                "message_id": receipt.message_id,
+                "reference": receipt.reference,
+                "to": receipt.to,
+                "state": receipt.state,
+                "attempt": attempt,
+                "submitted": True,
+                "report": None,
+                "text": None if message is None else message.text,
+                "sender": None if message is None else message.sender,
+                "category": "transactional" if message is None else message.category,
+                "next_attempt_at": None,
+                "settled": False,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
 
     def merge_submit(

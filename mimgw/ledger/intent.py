@@ -14,12 +14,15 @@ processes sharing a ledger.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from mimgw.models import Message, Receipt, trusted
+from mimgw.ledger._frozen import frozen
+from mimgw.models import Message, Receipt
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["Intent", "IntentAttempt", "IntentState", "process_token"]
@@ -82,25 +85,39 @@ class Intent(BaseModel):
     updated_at: AwareDatetime
 
     @classmethod
-    def for_message(cls, message: Message, *, now: datetime) -> Intent:
+    def for_message(cls, message: Message, *, now: datetime, id: str | None = None) -> Intent:
+        """A new ``IN_FLIGHT`` intent for ``message`` (``id``: 32 random hex digits)."""
         # built from a validated Message: construct without validating again (hot path)
-        return trusted(
-            cls,
-            {
-                "id": os.urandom(16).hex(),
-                "key": message.idempotency_key,
-                "reference": message.reference,
-                "to": message.to,
-                "state": IntentState.IN_FLIGHT,
-                "receipt": None,
-                "attempts": (),
-                "error": None,
-                "resolved_by": None,
-                "owner": _PROCESS,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        return frozen(cls, _fresh(message, os.urandom(16).hex() if id is None else id, now))
+
+    @classmethod
+    def for_messages(cls, messages: Sequence[Message], *, now: datetime) -> list[Intent]:
+        """:meth:`for_message` for each of ``messages`` (one read of the random source)."""
+        ids = os.urandom(16 * len(messages)).hex()
+        return [
+            frozen(cls, _fresh(m, ids[i : i + 32], now))
+            for i, m in zip(range(0, len(ids), 32), messages, strict=True)
+        ]
+
+    @classmethod
+    def finished_for(
+        cls,
+        message: Message,
+        *,
+        id: str,
+        created_at: datetime,
+        state: IntentState,
+        now: datetime,
+        receipt: Receipt | None = None,
+        attempts: tuple[IntentAttempt, ...] = (),
+        error: str | None = None,
+    ) -> Intent:
+        """What ``for_message(message, now=created_at, id=id)`` becomes once
+        :meth:`finished`, built at once: for a sender that let go of the intent while
+        its request was under way (a batch keeps thousands of recipients in flight)."""
+        values = _fresh(message, id, created_at)
+        values.update(state=state, receipt=receipt, attempts=attempts, error=error, updated_at=now)
+        return frozen(cls, values)
 
     @property
     def may_have_been_sent(self) -> bool:
@@ -117,4 +134,21 @@ class Intent(BaseModel):
     ) -> Intent:
         values = dict(self.__dict__)
         values.update(state=state, receipt=receipt, attempts=attempts, error=error, updated_at=now)
-        return trusted(type(self), values)
+        return frozen(type(self), values)
+
+
+def _fresh(message: Message, id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": id,
+        "key": message.idempotency_key,
+        "reference": message.reference,
+        "to": message.to,
+        "state": IntentState.IN_FLIGHT,
+        "receipt": None,
+        "attempts": (),
+        "error": None,
+        "resolved_by": None,
+        "owner": _PROCESS,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from mimgw.errors import ConfigurationError
-from mimgw.ledger.base import Ledger
+from mimgw.ledger._records import (
+    EntryRecord,
+    IntentRecord,
+    entry_done,
+    entry_due,
+    entry_record,
+    entry_reference,
+    intent_done,
+    intent_key,
+    intent_record,
+    intent_state,
+    load_entry,
+    load_intent,
+)
+from mimgw.ledger.base import Finish, Ledger
 from mimgw.ledger.entry import LedgerEntry, settled, utcnow
 from mimgw.ledger.intent import Intent, IntentState
 from mimgw.models import DeliveryReport, Message, Receipt
@@ -31,6 +45,9 @@ class MemoryLedger(Ledger):
     (settled, or final with no redelivery due) are dropped first, then the oldest of
     the rest; intents likewise keep their unresolved ones longest. An accepted intent
     without an idempotency key is not kept at all (its entry holds the receipt).
+
+    Each entry and intent is kept as a compact record (a tuple of its values, a few
+    hundred bytes) and built as a :class:`LedgerEntry` or :class:`Intent` when read.
     """
 
     def __init__(
@@ -41,126 +58,161 @@ class MemoryLedger(Ledger):
     ) -> None:
         if max_entries is not None and max_entries < 1:
             raise ConfigurationError("ledger.max_entries must be at least 1 (or None)")
-        self._entries: dict[tuple[str, str], LedgerEntry] = {}
-        self._intents: dict[str, Intent] = {}
+        self._entries: dict[tuple[str, str], EntryRecord] = {}
+        self._intents: dict[str, IntentRecord] = {}
         self._keys: dict[str, str] = {}
         self._clock = clock
         self.max_entries = max_entries
         self._warned = False
+        kind = type(self)
+        self._plain = all(
+            getattr(kind, name) is getattr(MemoryLedger, name)
+            for name in ("begin", "finish", "record_submit")
+        )
 
     # -- intents ------------------------------------------------------------------------
 
     async def begin(self, intent: Intent) -> Intent:
+        return self._begin(intent)
+
+    async def begin_many(self, intents: Sequence[Intent]) -> list[Intent]:
+        if not self._plain:
+            return await super().begin_many(intents)
+        return [self._begin(i) for i in intents]
+
+    def _begin(self, intent: Intent) -> Intent:
         if intent.key is not None:
             held_id = self._keys.get(intent.key)
             held = self._intents.get(held_id) if held_id is not None else None
-            if held is not None and held.state is not IntentState.NOT_SENT:
-                return held
-            if held is not None:
-                del self._intents[held.id]
+            if held_id is not None and held is not None:
+                if intent_state(held) is not IntentState.NOT_SENT:
+                    return load_intent(held_id, held)
+                del self._intents[held_id]
             self._keys[intent.key] = intent.id
-        self._intents[intent.id] = intent
-        self._trim(self._intents, _intent_done, "intents")
+        self._intents[intent.id] = intent_record(intent)
+        self._trim(self._intents, intent_done, "intents")
         return intent
 
     async def finish(
         self, intent: Intent, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry | None:
-        if intent.key is None and intent.state is IntentState.ACCEPTED:
-            self._intents.pop(intent.id, None)
-        elif intent.key is None or self._keys.setdefault(intent.key, intent.id) == intent.id:
-            self._intents[intent.id] = intent
-        else:  # another intent holds the key (this one never got it): keep it as history
-            self._intents[intent.id] = intent.model_copy(update={"key": None})
+        self._finish(intent)
         receipt = intent.receipt
         if intent.state is IntentState.ACCEPTED and receipt is not None and receipt.message_id:
             return await self.record_submit(receipt, attempt=attempt, message=message)
         return None
 
+    async def finish_many(self, items: Sequence[Finish]) -> list[LedgerEntry | None]:
+        if not self._plain:  # a subclass hooks finish or record_submit: call them
+            return await super().finish_many(items)
+        done: list[LedgerEntry | None] = []
+        for intent, attempt, message in items:
+            self._finish(intent)
+            receipt = intent.receipt
+            accepted = intent.state is IntentState.ACCEPTED
+            if accepted and receipt is not None and receipt.message_id:
+                done.append(self._submit(receipt, attempt, message))
+            else:
+                done.append(None)
+        return done
+
+    def _finish(self, intent: Intent) -> None:
+        key = intent.key
+        if key is None and intent.state is IntentState.ACCEPTED:
+            self._intents.pop(intent.id, None)
+        elif key is None or self._keys.setdefault(key, intent.id) == intent.id:
+            self._intents[intent.id] = intent_record(intent)
+        else:  # another intent holds the key (this one never got it): keep it as history
+            self._intents[intent.id] = intent_record(intent, drop_key=True)
+
     async def intent(self, ref: str) -> Intent | None:
         found = self._intents.get(ref)
-        if found is None and ref in self._keys:
-            found = self._intents.get(self._keys[ref])
-        return found
+        if found is not None:
+            return load_intent(ref, found)
+        held_id = self._keys.get(ref)
+        found = None if held_id is None else self._intents.get(held_id)
+        return None if held_id is None or found is None else load_intent(held_id, found)
 
     async def unresolved(self, older_than: timedelta | None = None) -> list[Intent]:
         limit = None if older_than is None else self._clock() - older_than
-        found = [
-            i
-            for i in self._intents.values()
-            if not i.state.resolved and (limit is None or i.created_at <= limit)
-        ]
+        found = [load_intent(i, r) for i, r in self._intents.items() if not intent_done(r)]
+        found = [i for i in found if limit is None or i.created_at <= limit]
         return sorted(found, key=lambda i: i.created_at)
 
     # -- entries ------------------------------------------------------------------------
 
+    def _entry(self, key: tuple[str, str]) -> LedgerEntry | None:
+        record = self._entries.get(key)
+        return None if record is None else load_entry(key, record)
+
+    def _store(self, entry: LedgerEntry) -> None:
+        self._entries[(entry.provider, entry.message_id)] = entry_record(entry)
+        self._trim(self._entries, entry_done, "entries")
+
     async def record_submit(
         self, receipt: Receipt, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry:
+        return self._submit(receipt, attempt, message)
+
+    def _submit(self, receipt: Receipt, attempt: int, message: Message | None) -> LedgerEntry:
         key = (receipt.provider, receipt.message_id)
         now = self._clock()
-        old = self._entries.get(key)
-        entry = (
-            LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
-            if old is None
-            else old.merge_submit(receipt, attempt=attempt, message=message, now=now)
-        )
-        self._entries[key] = entry
-        self._trim(self._entries, _entry_done, "entries")
+        old = self._entry(key)
+        if old is None:
+            entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
+        else:
+            entry = old.merge_submit(receipt, attempt=attempt, message=message, now=now)
+            if entry is old:
+                return entry
+        self._store(entry)
         return entry
 
     async def record_report(self, report: DeliveryReport) -> tuple[LedgerEntry, bool]:
-        key = (report.provider, report.message_id)
         now = self._clock()
-        old = self._entries.get(key)
+        old = self._entry((report.provider, report.message_id))
         if old is None:
             entry, changed = LedgerEntry.from_report(report, now=now), True
         else:
             entry, changed = old.merge_report(report, now=now)
-        self._entries[key] = entry
-        self._trim(self._entries, _entry_done, "entries")
+        if changed:
+            self._store(entry)
         return entry, changed
 
     async def get(self, provider: str, message_id: str) -> LedgerEntry | None:
-        return self._entries.get((provider, message_id))
+        return self._entry((provider, message_id))
 
     async def find(self, message_id: str, *, provider: str | None = None) -> list[LedgerEntry]:
         if provider is not None:
-            one = self._entries.get((provider, message_id))
+            one = self._entry((provider, message_id))
             return [] if one is None else [one]
-        found = [e for (_, m), e in self._entries.items() if m == message_id]
+        found = [load_entry(k, r) for k, r in self._entries.items() if k[1] == message_id]
         return sorted(found, key=lambda e: e.created_at, reverse=True)
 
     async def by_reference(self, reference: str) -> list[LedgerEntry]:
-        found = [e for e in self._entries.values() if e.reference == reference]
+        found = [
+            load_entry(k, r) for k, r in self._entries.items() if entry_reference(r) == reference
+        ]
         return sorted(found, key=lambda e: (e.attempt, e.created_at))
 
     async def schedule(self, provider: str, message_id: str, at: datetime | None) -> None:
-        key = (provider, message_id)
-        entry = self._entries.get(key)
+        entry = self._entry((provider, message_id))
         if entry is not None and not entry.settled:
-            self._entries[key] = entry.model_copy(
-                update={"next_attempt_at": at, "updated_at": self._clock()}
-            )
+            update = {"next_attempt_at": at, "updated_at": self._clock()}
+            self._store(entry.model_copy(update=update))
 
     async def settle(self, provider: str, message_id: str) -> bool:
-        key = (provider, message_id)
-        entry = self._entries.get(key)
+        entry = self._entry((provider, message_id))
         if entry is None or entry.settled:
             return False
-        self._entries[key] = settled(entry, self._clock())
+        self._store(settled(entry, self._clock()))
         return True
 
     async def restore(self, entry: LedgerEntry) -> None:
-        self._entries[(entry.provider, entry.message_id)] = entry
+        self._entries[(entry.provider, entry.message_id)] = entry_record(entry)
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         found = sorted(
-            (
-                e
-                for e in self._entries.values()
-                if not e.settled and e.next_attempt_at is not None and e.next_attempt_at <= now
-            ),
+            (load_entry(k, r) for k, r in self._entries.items() if entry_due(r, now)),
             key=lambda e: e.next_attempt_at or now,
         )
         return found if limit is None else found[:limit]
@@ -192,18 +244,8 @@ class MemoryLedger(Ledger):
                 self._forget(store, key)
 
     def _forget(self, store: dict[K, V], key: K) -> None:
-        value = store.pop(key)
-        if (
-            isinstance(value, Intent)
-            and value.key is not None
-            and self._keys.get(value.key) == value.id
-        ):
-            del self._keys[value.key]
-
-
-def _entry_done(entry: LedgerEntry) -> bool:
-    return entry.settled or (entry.state.final and entry.next_attempt_at is None)
-
-
-def _intent_done(intent: Intent) -> bool:
-    return intent.state.resolved
+        record = store.pop(key)
+        if store is self._intents:
+            held = intent_key(record)  # type: ignore[arg-type]
+            if held is not None and self._keys.get(held) == key:
+                del self._keys[held]
