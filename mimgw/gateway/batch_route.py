@@ -166,7 +166,9 @@ class BatchRouteMixin(SendingMixin):
         async def write() -> None:
             entries = await self.ledger.finish_many(items)
             for entry in entries:
-                if entry is not None:
+                # a fresh submit needs a follow-up only when a report beat it to a final
+                # state (the redelivery mixin settles or reschedules it)
+                if entry is not None and entry.state.final and not entry.settled:
                     await self._after_record(entry)
 
         try:

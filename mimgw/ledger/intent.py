@@ -115,9 +115,23 @@ class Intent(BaseModel):
         """What ``for_message(message, now=created_at, id=id)`` becomes once
         :meth:`finished`, built at once: for a sender that let go of the intent while
         its request was under way (a batch keeps thousands of recipients in flight)."""
-        values = _fresh(message, id, created_at)
-        values.update(state=state, receipt=receipt, attempts=attempts, error=error, updated_at=now)
-        return frozen(cls, values)
+        return frozen(
+            cls,
+            {
+                "id": id,
+                "key": message.idempotency_key,
+                "reference": message.reference,
+                "to": message.to,
+                "state": state,
+                "receipt": receipt,
+                "attempts": attempts,
+                "error": error,
+                "resolved_by": None,
+                "owner": _PROCESS,
+                "created_at": created_at,
+                "updated_at": now,
+            },
+        )
 
     @property
     def may_have_been_sent(self) -> bool:

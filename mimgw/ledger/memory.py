@@ -76,11 +76,13 @@ class MemoryLedger(Ledger):
         return self._begin(intent)
 
     async def begin_many(self, intents: Sequence[Intent]) -> list[Intent]:
-        if not self._plain:
+        if not self._plain:  # a subclass hooks begin: call it
             return await super().begin_many(intents)
-        return [self._begin(i) for i in intents]
+        held = [self._begin(i, trim=False) for i in intents]
+        self._trim(self._intents, intent_done, "intents")
+        return held
 
-    def _begin(self, intent: Intent) -> Intent:
+    def _begin(self, intent: Intent, *, trim: bool = True) -> Intent:
         if intent.key is not None:
             held_id = self._keys.get(intent.key)
             held = self._intents.get(held_id) if held_id is not None else None
@@ -90,7 +92,8 @@ class MemoryLedger(Ledger):
                 del self._intents[held_id]
             self._keys[intent.key] = intent.id
         self._intents[intent.id] = intent_record(intent)
-        self._trim(self._intents, intent_done, "intents")
+        if trim:
+            self._trim(self._intents, intent_done, "intents")
         return intent
 
     async def finish(
@@ -106,14 +109,16 @@ class MemoryLedger(Ledger):
         if not self._plain:  # a subclass hooks finish or record_submit: call them
             return await super().finish_many(items)
         done: list[LedgerEntry | None] = []
+        now = self._clock()  # one write: one time for all
         for intent, attempt, message in items:
             self._finish(intent)
             receipt = intent.receipt
             accepted = intent.state is IntentState.ACCEPTED
             if accepted and receipt is not None and receipt.message_id:
-                done.append(self._submit(receipt, attempt, message))
+                done.append(self._submit(receipt, attempt, message, now, trim=False))
             else:
                 done.append(None)
+        self._trim(self._entries, entry_done, "entries")
         return done
 
     def _finish(self, intent: Intent) -> None:
@@ -145,26 +150,33 @@ class MemoryLedger(Ledger):
         record = self._entries.get(key)
         return None if record is None else load_entry(key, record)
 
-    def _store(self, entry: LedgerEntry) -> None:
+    def _store(self, entry: LedgerEntry, *, trim: bool = True) -> None:
         self._entries[(entry.provider, entry.message_id)] = entry_record(entry)
-        self._trim(self._entries, entry_done, "entries")
+        if trim:
+            self._trim(self._entries, entry_done, "entries")
 
     async def record_submit(
         self, receipt: Receipt, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry:
-        return self._submit(receipt, attempt, message)
+        return self._submit(receipt, attempt, message, self._clock())
 
-    def _submit(self, receipt: Receipt, attempt: int, message: Message | None) -> LedgerEntry:
-        key = (receipt.provider, receipt.message_id)
-        now = self._clock()
-        old = self._entry(key)
+    def _submit(
+        self,
+        receipt: Receipt,
+        attempt: int,
+        message: Message | None,
+        now: datetime,
+        *,
+        trim: bool = True,
+    ) -> LedgerEntry:
+        old = self._entry((receipt.provider, receipt.message_id))
         if old is None:
             entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
         else:
             entry = old.merge_submit(receipt, attempt=attempt, message=message, now=now)
             if entry is old:
                 return entry
-        self._store(entry)
+        self._store(entry, trim=trim)
         return entry
 
     async def record_report(self, report: DeliveryReport) -> tuple[LedgerEntry, bool]:
