@@ -1,9 +1,11 @@
 """The SQLite ledger's writer thread: owns the connection, runs queued calls in grouped
-transactions (one savepoint each), and creates or upgrades the schema on first use."""
+transactions (one savepoint each), creates or upgrades the schema on first use, and runs
+the checkpoints the inline connection asks for (see :mod:`mimgw.ledger._sqlite_inline`)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -17,7 +19,25 @@ from mimgw.ledger.entry import LedgerError
 
 __all__ = ["SCHEMA_VERSION", "Op", "Writer", "iso", "open_error"]
 
+log = logging.getLogger("mimgw.ledger")
+
 Op = Callable[[sqlite3.Connection], Any]
+Call = tuple[Op, Callable[[Any, BaseException | None], None]]
+
+
+WAL_FRAMES_LIMIT = 4096
+"""WAL pages (16 MiB of 4 KiB pages) past which a checkpoint blocks writers until the WAL
+can start over (under constant commits it never gets the chance otherwise)."""
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes a WAL file is cut back to when it starts over after a burst."""
+
+
+class _Checkpoint:
+    """Queued by :meth:`Writer.checkpoint`."""
+
+
+_CHECKPOINT = _Checkpoint()
 
 SCHEMA_VERSION = 2
 """1: entries only (mimgw 0.1). 2: adds ``mimgw_intents`` and ``mimgw_meta``; a file
@@ -54,7 +74,9 @@ def iso(value: datetime | None) -> str | None:
     """Fixed-width UTC text, so string order is time order."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 class Writer(threading.Thread):
@@ -64,9 +86,10 @@ class Writer(threading.Thread):
         super().__init__(name=f"mimgw-sqlite:{path}", daemon=True)
         self.path = path
         self.busy_timeout = busy_timeout
-        self.calls: queue.SimpleQueue[tuple[Op, Callable[[Any, BaseException | None], None]] | None]
-        self.calls = queue.SimpleQueue()
+        self.calls: queue.SimpleQueue[Call | _Checkpoint | None] = queue.SimpleQueue()
         self.opened = threading.Event()
+        self.restarting = False
+        """True while a checkpoint waits for the WAL to start over: no inline writes."""
         self.open_error: ConfigurationError | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -75,6 +98,7 @@ class Writer(threading.Thread):
         db = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         db.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA.split(";"):
@@ -110,31 +134,79 @@ class Writer(threading.Thread):
         self.opened.set()
         try:
             while True:
-                first = self.calls.get()
-                if first is None:
-                    return
-                group = [first]
-                stop = False
-                while len(group) < 512:
-                    try:
-                        nxt = self.calls.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
+                group: list[Call] = []
+                checkpoint = stop = False
+                item = self.calls.get()
+                while True:
+                    if item is None:
                         stop = True
                         break
-                    group.append(nxt)
-                self._run_group(db, group)
+                    if isinstance(item, _Checkpoint):
+                        checkpoint = True
+                    else:
+                        group.append(item)
+                    if len(group) >= 512:
+                        break
+                    try:
+                        item = self.calls.get_nowait()
+                    except queue.Empty:
+                        break
+                if group:
+                    self._run_group(db, group)
+                if checkpoint and not stop:
+                    self._checkpoint(db)
                 if stop:
                     return
         finally:
             db.close()
 
-    def _run_group(
-        self,
-        db: sqlite3.Connection,
-        group: list[tuple[Op, Callable[[Any, BaseException | None], None]]],
-    ) -> None:
+    def checkpoint(self) -> None:
+        """Ask for a passive checkpoint (the inline connection makes none itself)."""
+        self.calls.put(_CHECKPOINT)
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        try:
+            busy, frames, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames > WAL_FRAMES_LIMIT:
+                # commits keep coming, so the WAL never gets to start over: hold them off
+                # until it can (inline ones, which would win every race for the lock,
+                # come to this thread meanwhile); a reader of another process may hold
+                # it up, so only briefly
+                self.restarting = True
+                try:
+                    busy, frames, done = self._briefly(db, "PRAGMA wal_checkpoint(RESTART)")
+                    self._rewind(db, busy, frames, done)
+                finally:
+                    self.restarting = False
+            else:
+                self._rewind(db, busy, frames, done)
+        except sqlite3.Error as exc:  # the next one, or SQLite's own, will do it
+            log.debug("SQLite ledger: checkpoint failed: %s", exc)
+
+    def _rewind(self, db: sqlite3.Connection, busy: int, frames: int, done: int) -> None:
+        """After a checkpoint that copied everything back, the next commit starts the
+        WAL over and syncs its header: make it this one, here, not an inline one on the
+        event loop (skipped when the lock is taken)."""
+        if not busy and frames > 0 and frames == done:
+            now = iso(datetime.now(UTC))
+            self._briefly(
+                db,
+                "INSERT OR REPLACE INTO mimgw_meta (name, value) VALUES ('checkpoint', ?)",
+                (now,),
+                wait_ms=0,
+            )
+
+    def _briefly(
+        self, db: sqlite3.Connection, sql: str, args: tuple[object, ...] = (), *, wait_ms: int = 250
+    ) -> Any:
+        """``sql``'s first row, waiting at most ``wait_ms`` for a lock."""
+        db.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            return db.execute(sql, args).fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+
+    def _run_group(self, db: sqlite3.Connection, group: list[Call]) -> None:
         results: list[tuple[Any, BaseException | None]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -163,7 +235,8 @@ class Writer(threading.Thread):
 
     def _fail_all(self, exc: BaseException) -> None:
         while (item := self.calls.get()) is not None:  # until closed
-            item[1](None, exc)
+            if not isinstance(item, _Checkpoint):
+                item[1](None, exc)
 
 
 def open_error(path: str, exc: BaseException) -> ConfigurationError:

@@ -1,11 +1,16 @@
 """The embedded SQLite ledger: one file, shared safely by every process that opens it.
 
-One writer thread owns the connection. Calls queue up while it works and are run
-together in one transaction (each in its own savepoint, so one failing call does not
-undo the others): many sends in flight cost one commit, not one each. The file is in
-WAL mode with ``synchronous=NORMAL``: a commit survives a killed process; only a power
-loss can take back the last few. ``BEGIN IMMEDIATE`` makes each group atomic against
-other processes on the same file, which is what the idempotency-key constraint needs.
+A write is tried first *inline*: at once, on the caller's thread, through a second
+connection that never waits for a lock (see :mod:`mimgw.ledger._sqlite_inline`); that
+is one short transaction and no thread hop. When the file is locked — by another
+process, or by our writer thread busy with a group — the call goes to the writer thread,
+which owns the main connection and waits for the lock as long as ``busy_timeout``:
+calls queued while it works run together in one transaction (each in its own savepoint,
+so one failing call does not undo the others). The file is in WAL mode with
+``synchronous=NORMAL``: a commit survives a killed process; only a power loss can take
+back the last few. ``BEGIN IMMEDIATE`` (or a single statement) makes each write atomic
+against other processes on the same file, which is what the idempotency-key constraint
+needs.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio.to_thread
 import sniffio
-from pydantic import ValidationError
 
+from mimgw.ledger import _sqlite_rows as rows
+from mimgw.ledger._sqlite_inline import Inline, Later
 from mimgw.ledger._sqlite_writer import SCHEMA_VERSION, Writer, iso
 from mimgw.ledger.base import Finish, Ledger
 from mimgw.ledger.entry import LedgerEntry, LedgerError, settled, utcnow
@@ -37,6 +43,9 @@ log = logging.getLogger("mimgw.ledger")
 T = TypeVar("T")
 
 _OPEN = (IntentState.IN_FLIGHT.value, IntentState.UNKNOWN.value)
+_INLINE_MANY = 64
+"""``begin_many``/``finish_many`` of up to this many intents are tried inline; larger
+batches go to the writer thread (a long transaction would hold up the event loop)."""
 
 
 class SqliteLedger(Ledger):
@@ -44,8 +53,14 @@ class SqliteLedger(Ledger):
 
     Nothing touches the disk until the first call (building a gateway from settings
     creates no file). ``busy_timeout`` is how long a write waits for another process
-    holding the file.
+    holding the file (on the writer thread: the event loop never waits for a lock).
     """
+
+    _movable_writes: ClassVar[bool] = True
+    """Every write either ends without suspending (inline) or suspends only on a plain
+    future the writer thread settles, holding nothing bound to the awaiting task: a
+    write begun in one task can be finished by another (the Gateway starts its writes
+    in the caller's task and needs a task of their own only when they suspend)."""
 
     def __init__(
         self,
@@ -58,6 +73,8 @@ class SqliteLedger(Ledger):
         self._clock = clock
         self._busy_timeout = busy_timeout
         self._writer: Writer | None = None
+        self._inline: Inline | None = None
+        self._inline_off = self.path in ("", ":memory:")  # another connection: another db
         self._closed = False
         self._start_lock = threading.Lock()
 
@@ -74,6 +91,30 @@ class SqliteLedger(Ledger):
                 self._writer = Writer(self.path, self._busy_timeout)
                 self._writer.start()
             return self._writer
+
+    def _now(self, fn: Callable[[sqlite3.Connection], T], *, atomic: bool, write: bool = True) -> T:
+        """``fn`` inline (see the module doc); raises :class:`Later` when it must go to
+        the writer thread, nothing written."""
+        inline = self._inline
+        if inline is None:
+            inline = self._open_inline()
+        return inline.run(fn, atomic=atomic, write=write)
+
+    def _open_inline(self) -> Inline:
+        writer = self._writer  # the writer thread creates the schema: it opens first
+        if self._inline_off or writer is None or not writer.opened.is_set():
+            raise Later
+        with self._start_lock:
+            if self._closed or writer.open_error is not None:
+                raise Later
+            if self._inline is None:
+                try:
+                    self._inline = Inline(self.path, writer)
+                except sqlite3.Error as exc:
+                    log.warning("SQLite ledger: no inline connection (%s); using the writer", exc)
+                    self._inline_off = True
+                    raise Later from None
+            return self._inline
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         writer = self._started()
@@ -112,110 +153,55 @@ class SqliteLedger(Ledger):
             raise error
         return value  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _load(data: str) -> LedgerEntry:
-        try:
-            return LedgerEntry.model_validate_json(data)
-        except ValidationError as exc:
-            raise LedgerError(f"corrupt ledger row: {exc.error_count()} errors") from None
-
-    @staticmethod
-    def _load_intent(data: str) -> Intent:
-        try:
-            return Intent.model_validate_json(data)
-        except ValidationError as exc:
-            raise LedgerError(f"corrupt intent row: {exc.error_count()} errors") from None
-
-    def _read(self, db: sqlite3.Connection, provider: str, message_id: str) -> LedgerEntry | None:
-        row = db.execute(
-            "SELECT data FROM mimgw_ledger WHERE provider = ? AND message_id = ?",
-            (provider, message_id),
-        ).fetchone()
-        return None if row is None else self._load(row[0])
-
-    @staticmethod
-    def _write(db: sqlite3.Connection, entry: LedgerEntry) -> None:
-        db.execute(
-            "INSERT OR REPLACE INTO mimgw_ledger "
-            "(provider, message_id, reference, due_at, settled, created_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.provider,
-                entry.message_id,
-                entry.reference,
-                iso(entry.next_attempt_at),
-                int(entry.settled),
-                iso(entry.created_at),
-                entry.model_dump_json(),
-            ),
-        )
-
-    def _rows(
-        self, db: sqlite3.Connection, sql: str, args: tuple[object, ...]
-    ) -> list[LedgerEntry]:
-        return [self._load(row[0]) for row in db.execute(sql, args).fetchall()]
-
     # -- intents ----------------------------------------------------------------------
 
-    def _begin(self, db: sqlite3.Connection, intent: Intent) -> Intent:
-        if intent.key is not None:
-            row = db.execute(
-                "SELECT data FROM mimgw_intents WHERE key = ?", (intent.key,)
-            ).fetchone()
-            if row is not None:
-                held = self._load_intent(row[0])
-                if held.state is not IntentState.NOT_SENT:
-                    return held
-                # provably never sent: the key is free; the old intent stays as history
-                db.execute("UPDATE mimgw_intents SET key = NULL WHERE id = ?", (held.id,))
-        db.execute(
-            "INSERT INTO mimgw_intents (id, key, state, created_at, data) VALUES (?, ?, ?, ?, ?)",
-            _intent_row(intent),
-        )
-        return intent
-
-    def _finish(
-        self, db: sqlite3.Connection, intent: Intent, attempt: int, message: Message | None
-    ) -> LedgerEntry | None:
-        updated = db.execute(
-            "UPDATE mimgw_intents SET state = ?, data = ? WHERE id = ?",
-            (intent.state.value, intent.model_dump_json(), intent.id),
-        )
-        if updated.rowcount == 0:  # never begun here; a key another intent holds stays its
-            db.execute(
-                "INSERT OR IGNORE INTO mimgw_intents (id, key, state, created_at, data) "
-                "VALUES (?, ?, ?, ?, ?)",
-                _intent_row(intent),
-            )
-        receipt = intent.receipt
-        if intent.state is IntentState.ACCEPTED and receipt is not None and receipt.message_id:
-            return self._submit(db, receipt, attempt, message, self._clock())
-        return None
-
     async def begin(self, intent: Intent) -> Intent:
-        return await self._run(lambda db: self._begin(db, intent))
+        try:
+            if self._now(lambda db: rows.insert_intent(db, intent), atomic=False):
+                return intent
+            # the key is taken (or, one in 2**128, the id): decide in a transaction
+            return self._now(lambda db: rows.begin_intent(db, intent), atomic=True)
+        except Later:
+            return await self._run(lambda db: rows.begin_intent(db, intent))
 
     async def begin_many(self, intents: Sequence[Intent]) -> list[Intent]:
-        return await self._run(lambda db: [self._begin(db, i) for i in intents])
+        def op(db: sqlite3.Connection) -> list[Intent]:
+            return [rows.begin_intent(db, i) for i in intents]
+
+        if len(intents) <= _INLINE_MANY:
+            with contextlib.suppress(Later):
+                return self._now(op, atomic=True)
+        return await self._run(op)
 
     async def finish(
         self, intent: Intent, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry | None:
-        return await self._run(lambda db: self._finish(db, intent, attempt, message))
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> LedgerEntry | None:
+            return rows.finish_intent(db, intent, attempt, message, now)
+
+        try:
+            return self._now(op, atomic=True)
+        except Later:
+            return await self._run(op)
 
     async def finish_many(self, items: Sequence[Finish]) -> list[LedgerEntry | None]:
-        return await self._run(lambda db: [self._finish(db, i, a, m) for i, a, m in items])
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> list[LedgerEntry | None]:
+            return [rows.finish_intent(db, i, a, m, now) for i, a, m in items]
+
+        if len(items) <= _INLINE_MANY:
+            with contextlib.suppress(Later):
+                return self._now(op, atomic=True)
+        return await self._run(op)
 
     async def intent(self, ref: str) -> Intent | None:
-        def op(db: sqlite3.Connection) -> Intent | None:
-            row = db.execute(
-                "SELECT data FROM mimgw_intents WHERE id = ? OR key = ? "
-                "ORDER BY id = ? DESC LIMIT 1",
-                (ref, ref, ref),
-            ).fetchone()
-            return None if row is None else self._load_intent(row[0])
-
-        return await self._run(op)
+        try:
+            return self._now(lambda db: rows.read_intent(db, ref), atomic=False, write=False)
+        except Later:
+            return await self._run(lambda db: rows.read_intent(db, ref))
 
     async def unresolved(self, older_than: timedelta | None = None) -> list[Intent]:
         # without older_than, every open intent: one stamped by a clock ahead of ours
@@ -223,58 +209,54 @@ class SqliteLedger(Ledger):
         limit = None if older_than is None else iso(self._clock() - older_than)
 
         def op(db: sqlite3.Connection) -> list[Intent]:
-            rows = db.execute(
+            found = db.execute(
                 "SELECT data FROM mimgw_intents WHERE state IN (?, ?) "
                 "AND (? IS NULL OR created_at <= ?) ORDER BY created_at",
                 (*_OPEN, limit, limit),
             ).fetchall()
-            return [self._load_intent(r[0]) for r in rows]
+            return [rows.load_intent(r[0]) for r in found]
 
-        return await self._run(op)
+        return await self._run(op)  # may be many: not on the event loop
 
     # -- entries ----------------------------------------------------------------------
 
-    def _submit(
-        self,
-        db: sqlite3.Connection,
-        receipt: Receipt,
-        attempt: int,
-        message: Message | None,
-        now: datetime,
-    ) -> LedgerEntry:
-        old = self._read(db, receipt.provider, receipt.message_id)
-        entry = (
-            LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
-            if old is None
-            else old.merge_submit(receipt, attempt=attempt, message=message, now=now)
-        )
-        if entry is not old:
-            self._write(db, entry)
-        return entry
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """A read-modify-write: in a transaction, inline when it can be."""
+        try:
+            return self._now(op, atomic=True)
+        except Later:
+            return await self._run(op)
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """One statement (a few rows): inline when it can be."""
+        try:
+            return self._now(op, atomic=False, write=False)
+        except Later:
+            return await self._run(op)
 
     async def record_submit(
         self, receipt: Receipt, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry:
         now = self._clock()
-        return await self._run(lambda db: self._submit(db, receipt, attempt, message, now))
+        return await self._write(lambda db: rows.submit_entry(db, receipt, attempt, message, now))
 
     async def record_report(self, report: DeliveryReport) -> tuple[LedgerEntry, bool]:
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> tuple[LedgerEntry, bool]:
-            old = self._read(db, report.provider, report.message_id)
+            old = rows.read_entry(db, report.provider, report.message_id)
             if old is None:
                 entry, changed = LedgerEntry.from_report(report, now=now), True
             else:
                 entry, changed = old.merge_report(report, now=now)
             if changed:
-                self._write(db, entry)
+                rows.write_entry(db, entry)
             return entry, changed
 
-        return await self._run(op)
+        return await self._write(op)
 
     async def get(self, provider: str, message_id: str) -> LedgerEntry | None:
-        return await self._run(lambda db: self._read(db, provider, message_id))
+        return await self._read(lambda db: rows.read_entry(db, provider, message_id))
 
     async def find(self, message_id: str, *, provider: str | None = None) -> list[LedgerEntry]:
         sql = "SELECT data FROM mimgw_ledger WHERE message_id = ?"
@@ -282,40 +264,45 @@ class SqliteLedger(Ledger):
         if provider is not None:
             sql += " AND provider = ?"
             args = (message_id, provider)
-        return await self._run(lambda db: self._rows(db, sql + " ORDER BY created_at DESC", args))
+        sql += " ORDER BY created_at DESC"
+        return await self._read(lambda db: rows.entries(db, sql, args))
 
     async def by_reference(self, reference: str) -> list[LedgerEntry]:
-        entries = await self._run(
-            lambda db: self._rows(
+        found = await self._read(
+            lambda db: rows.entries(
                 db, "SELECT data FROM mimgw_ledger WHERE reference = ?", (reference,)
             )
         )
-        return sorted(entries, key=lambda e: (e.attempt, e.created_at))
+        return sorted(found, key=lambda e: (e.attempt, e.created_at))
 
     async def schedule(self, provider: str, message_id: str, at: datetime | None) -> None:
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> None:
-            entry = self._read(db, provider, message_id)
+            entry = rows.read_entry(db, provider, message_id)
             if entry is not None and not entry.settled:
-                self._write(db, entry.model_copy(update={"next_attempt_at": at, "updated_at": now}))
+                update = {"next_attempt_at": at, "updated_at": now}
+                rows.write_entry(db, entry.model_copy(update=update))
 
-        await self._run(op)
+        await self._write(op)
 
     async def settle(self, provider: str, message_id: str) -> bool:
         now = self._clock()
 
         def op(db: sqlite3.Connection) -> bool:
-            entry = self._read(db, provider, message_id)
+            entry = rows.read_entry(db, provider, message_id)
             if entry is None or entry.settled:
                 return False
-            self._write(db, settled(entry, now))
+            rows.write_entry(db, settled(entry, now))
             return True
 
-        return await self._run(op)
+        return await self._write(op)
 
     async def restore(self, entry: LedgerEntry) -> None:
-        await self._run(lambda db: self._write(db, entry))
+        try:
+            self._now(lambda db: rows.write_entry(db, entry), atomic=False)
+        except Later:
+            await self._run(lambda db: rows.write_entry(db, entry))
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         # ISO strings of UTC datetimes compare in time order
@@ -327,22 +314,15 @@ class SqliteLedger(Ledger):
         if limit is not None:
             sql += " LIMIT ?"
             args = (*args, limit)
-        return await self._run(lambda db: self._rows(db, sql, args))
+        return await self._run(lambda db: rows.entries(db, sql, args))  # may be many
 
     async def aclose(self) -> None:
         with self._start_lock:
             writer, self._writer = self._writer, None
+            inline, self._inline = self._inline, None
             self._closed = True
+        if inline is not None:  # first: the writer's connection, closed last, checkpoints
+            inline.close()
         if writer is not None:
             writer.calls.put(None)
             await anyio.to_thread.run_sync(writer.join)
-
-
-def _intent_row(intent: Intent) -> tuple[str, str | None, str, str | None, str]:
-    return (
-        intent.id,
-        intent.key,
-        intent.state.value,
-        iso(intent.created_at),
-        intent.model_dump_json(),
-    )
