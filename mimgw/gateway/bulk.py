@@ -1,12 +1,13 @@
 """Bulk sending: a bounded pool of sends over any iterable or async iterable.
 
 :meth:`BulkMixin.stream_bulk` yields ``(message, outcome)`` pairs as sends complete,
-holding at most ``concurrency`` messages at a time, so a campaign of any size runs in
-constant memory. :meth:`BulkMixin.send_bulk` collects them in input order. Each item
-may be a :class:`~mimgw.Message`, a ``(to, text)`` pair or a mapping of Message
-fields; an item that is not a valid message is that item's ``InvalidMessageError``.
-If the consumer of a stream stops early or is cancelled, the sends under way are
-cancelled and waited for; each records in the ledger what it knows.
+holding at most ``concurrency`` sends at a time (a single message, or a native batch of
+up to the gateway's batch size), so a campaign of any size runs in constant memory.
+:meth:`BulkMixin.send_bulk` collects them in input order. Each item may be a
+:class:`~mimgw.Message`, a ``(to, text)`` pair or a mapping of Message fields; an item
+that is not a valid message is that item's ``InvalidMessageError``. If the consumer of
+a stream stops early or is cancelled, the sends under way are cancelled and waited for;
+each records in the ledger what it knows.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ class BulkMixin(BatchRouteMixin):
         """Send every item, yielding ``(message, outcome)`` in completion order.
 
         At most ``concurrency`` sends run at once (default
-        :attr:`default_concurrency`), each within its gateway's own limits; the input
-        is read only as fast as sends complete. ``provider`` pins one gateway.
+        :attr:`default_concurrency`; a native batch is one send: one request), each
+        within its gateway's own limits; the input is read only as fast as sends
+        complete. ``provider`` pins one gateway.
         ``message`` is the :class:`Message` sent, or the input item when it was not a
         valid message.
         """
