@@ -153,6 +153,8 @@ class SendingMixin(GatewayCore):
 
     async def _guarded(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a ledger write to its end through any cancellation (see module doc)."""
+        if _never_suspends(self.ledger):  # nothing to interrupt: no task needed
+            return await fn()
         if _eager(type(self.ledger)):  # a task of its own only if the write suspends
             return await complete_eager(fn, grace=RECORD_GRACE)
         return await complete(fn, grace=RECORD_GRACE)
@@ -266,15 +268,26 @@ _WRITES = ("begin", "finish", "record_submit", "schedule", "settle")
 
 
 @functools.cache
+def _suspends(kind: type[Ledger]) -> bool:
+    """False for the memory ledger as shipped: its writes never await anything, so no
+    cancellation can land inside one (a subclass that awaits is treated as suspending)."""
+    return not (
+        issubclass(kind, MemoryLedger)
+        and all(getattr(kind, m) is getattr(MemoryLedger, m) for m in _WRITES)
+    )
+
+
+def _never_suspends(ledger: Ledger) -> bool:
+    return not _suspends(type(ledger))
+
+
+@functools.cache
 def _eager(kind: type[Ledger]) -> bool:
     """True for the ledgers as shipped whose writes may start in the caller's task and,
-    if they suspend, end in another: the memory ledger's never suspend; the SQLite
-    ledger's (``_movable_writes``) end inline or wait on a plain future. A subclass that
-    overrides a write may hold task-bound state across a suspension: not trusted."""
-    home = next(
-        (k for k in kind.__mro__ if k is MemoryLedger or k.__dict__.get("_movable_writes")),
-        None,
-    )
+    if they suspend, end in another: the SQLite ledger's (``_movable_writes``) end
+    inline or wait on a plain future. A subclass that overrides a write may hold
+    task-bound state across a suspension: not trusted."""
+    home = next((k for k in kind.__mro__ if k.__dict__.get("_movable_writes")), None)
     return home is not None and all(getattr(kind, m) is getattr(home, m) for m in _WRITES)
 
 
