@@ -20,11 +20,13 @@ V4 = "mimsms_v4"
 
 
 def number(i: int) -> str:
-    return f"01712{i:06d}"
+    return f"01913{i:06d}"  # numbers no other test uses: leftovers of others do not count
 
 
-def alive(kind: type) -> int:
-    return sum(1 for o in gc.get_objects() if type(o) is kind)
+def slots_alive() -> int:
+    return sum(
+        1 for o in gc.get_objects() if type(o) is Slot and o.message.to.startswith("8801913")
+    )
 
 
 async def test_a_streamed_campaign_holds_at_most_concurrency_batches(
@@ -40,10 +42,11 @@ async def test_a_streamed_campaign_holds_at_most_concurrency_batches(
         await asyncio.sleep(0)
         numbers = {o.to for o in items}
         held = [o for o in gc.get_objects() if type(o) is Intent and o.to in numbers]
-        samples.append((alive(Slot), len(held)))
+        samples.append((slots_alive(), len(held)))
         return await dynamic(self, items)
 
     monkeypatch.setattr(MimSmsV4, "_dynamic", sampled)
+    gc.collect()
     gw = fake_gateway_for(sim.provider(V4))
     size = MimSmsV4.batch_size
     concurrency = 3
