@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from mimgw import DeliveryReport, Message, Receipt, State
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import Intent, IntentAttempt, IntentState, MemoryLedger
-from mimgw.ledger._frozen import frozen
 from mimgw.ledger._records import entry_record, intent_record, load_entry, load_intent
 from mimgw.ledger.entry import LedgerEntry
+from mimgw.models import trusted
 from mimgw.taxonomy import ErrorKind
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -94,8 +94,8 @@ def test_records_hold_no_object_the_garbage_collector_tracks() -> None:
 
 
 def test_frozen_models_share_one_fields_set_and_copies_get_their_own() -> None:
-    one = frozen(IntentAttempt, {"provider": "a", "kind": None, "may_have_been_sent": False})
-    two = frozen(IntentAttempt, {"provider": "b", "kind": None, "may_have_been_sent": True})
+    one = trusted(IntentAttempt, {"provider": "a", "kind": None, "may_have_been_sent": False})
+    two = trusted(IntentAttempt, {"provider": "b", "kind": None, "may_have_been_sent": True})
     assert one.__pydantic_fields_set__ is two.__pydantic_fields_set__
     same_as_validated(one)
     copied = one.model_copy(update={"provider": "c"})
@@ -109,7 +109,7 @@ def test_frozen_models_share_one_fields_set_and_copies_get_their_own() -> None:
         name: str
 
     with pytest.raises(TypeError, match="not frozen"):
-        frozen(Loose, {"name": "x"})
+        trusted(Loose, {"name": "x"})
 
 
 def test_intents_for_many_messages_and_finished_at_once() -> None:

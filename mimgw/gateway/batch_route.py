@@ -36,9 +36,8 @@ from mimgw.gateway.batching import Batch, adapter_for
 from mimgw.gateway.core import Trace
 from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE, SendingMixin
 from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
-from mimgw.ledger._frozen import frozen
 from mimgw.ledger.base import Finish
-from mimgw.models import Message, Receipt
+from mimgw.models import Message, Receipt, trusted
 from mimgw.providers.base import Outgoing
 from mimgw.taxonomy import ErrorKind
 
@@ -82,7 +81,7 @@ class Slot:
 
 def _attempt(provider: str, kind: ErrorKind | None = None, maybe: bool = False) -> IntentAttempt:
     """One attempt, shared by every recipient of a request (attempts are frozen)."""
-    return frozen(IntentAttempt, {"provider": provider, "kind": kind, "may_have_been_sent": maybe})
+    return trusted(IntentAttempt, {"provider": provider, "kind": kind, "may_have_been_sent": maybe})
 
 
 class BatchRouteMixin(SendingMixin):

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mimgw.errors import MimgwError
 from mimgw.ledger import Ledger
-from mimgw.ledger._frozen import frozen
-from mimgw.models import DeliveryReport, Message, Receipt
+from mimgw.models import DeliveryReport, Message, Receipt, trusted
 from mimgw.providers.base import Outgoing, Provider
 
 if TYPE_CHECKING:
@@ -163,7 +162,7 @@ def _derived(receipt: Receipt) -> Receipt:
     """``receipt`` under the recipient's own id (built from a receipt: no validation)."""
     values = dict(receipt.__dict__)
     values["message_id"] = recipient_id(receipt.message_id, receipt.to)
-    return frozen(Receipt, values)
+    return trusted(Receipt, values)
 
 
 class _IMIconnectBatches:

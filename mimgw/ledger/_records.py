@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mimgw.ledger._frozen import frozen
 from mimgw.ledger.entry import LedgerEntry
 from mimgw.ledger.intent import Intent, IntentAttempt, IntentState
-from mimgw.models import Receipt
+from mimgw.models import Receipt, trusted
 from mimgw.taxonomy import ErrorKind, State
 
 __all__ = [
@@ -68,7 +67,7 @@ def entry_record(entry: LedgerEntry) -> EntryRecord:
 def load_entry(key: tuple[str, str], record: EntryRecord) -> LedgerEntry:
     values = dict(zip(ENTRY_FIELDS, (*key, *record), strict=True))
     values["state"] = _STATES[record[_E_STATE]]
-    return frozen(LedgerEntry, values)
+    return trusted(LedgerEntry, values)
 
 
 def entry_reference(record: EntryRecord) -> str | None:
@@ -130,15 +129,15 @@ def load_intent(intent_id: str, record: IntentRecord) -> Intent:
     if receipt is not None:
         fields = dict(zip(RECEIPT_FIELDS, receipt, strict=True))
         fields["state"] = _STATES[receipt[_R_STATE]]
-        values["receipt"] = frozen(Receipt, fields)
+        values["receipt"] = trusted(Receipt, fields)
     values["attempts"] = tuple(
-        frozen(
+        trusted(
             IntentAttempt,
             {"provider": p, "kind": None if k is None else _KINDS[k], "may_have_been_sent": m},
         )
         for p, k, m in record[_I_ATTEMPTS]
     )
-    return frozen(Intent, values)
+    return trusted(Intent, values)
 
 
 def intent_key(record: IntentRecord) -> str | None:

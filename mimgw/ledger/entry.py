@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from mimgw.errors import MimgwError
-from mimgw.ledger._frozen import frozen
-from mimgw.models import Category, DeliveryReport, Message, Receipt
+from mimgw.models import Category, DeliveryReport, Message, Receipt, trusted
 from mimgw.taxonomy import State
 
 __all__ = ["LedgerEntry", "LedgerError", "settled"]
@@ -100,7 +99,7 @@ class LedgerEntry(BaseModel):
         cls, receipt: Receipt, *, attempt: int, message: Message | None, now: datetime
     ) -> LedgerEntry:
         # built from validated models: no second validation (a submit per message sent)
-        return frozen(
+        return trusted(
             cls,
             {
                 "provider": receipt.provider,

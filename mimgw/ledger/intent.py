@@ -21,8 +21,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from mimgw.ledger._frozen import frozen
-from mimgw.models import Message, Receipt
+from mimgw.models import Message, Receipt, trusted
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["Intent", "IntentAttempt", "IntentState", "process_token"]
@@ -88,14 +87,14 @@ class Intent(BaseModel):
     def for_message(cls, message: Message, *, now: datetime, id: str | None = None) -> Intent:
         """A new ``IN_FLIGHT`` intent for ``message`` (``id``: 32 random hex digits)."""
         # built from a validated Message: construct without validating again (hot path)
-        return frozen(cls, _fresh(message, os.urandom(16).hex() if id is None else id, now))
+        return trusted(cls, _fresh(message, os.urandom(16).hex() if id is None else id, now))
 
     @classmethod
     def for_messages(cls, messages: Sequence[Message], *, now: datetime) -> list[Intent]:
         """:meth:`for_message` for each of ``messages`` (one read of the random source)."""
         ids = os.urandom(16 * len(messages)).hex()
         return [
-            frozen(cls, _fresh(m, ids[i : i + 32], now))
+            trusted(cls, _fresh(m, ids[i : i + 32], now))
             for i, m in zip(range(0, len(ids), 32), messages, strict=True)
         ]
 
@@ -115,7 +114,7 @@ class Intent(BaseModel):
         """What ``for_message(message, now=created_at, id=id)`` becomes once
         :meth:`finished`, built at once: for a sender that let go of the intent while
         its request was under way (a batch keeps thousands of recipients in flight)."""
-        return frozen(
+        return trusted(
             cls,
             {
                 "id": id,
@@ -148,7 +147,7 @@ class Intent(BaseModel):
     ) -> Intent:
         values = dict(self.__dict__)
         values.update(state=state, receipt=receipt, attempts=attempts, error=error, updated_at=now)
-        return frozen(type(self), values)
+        return trusted(type(self), values)
 
 
 def _fresh(message: Message, id: str, now: datetime) -> dict[str, Any]:
