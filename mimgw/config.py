@@ -47,6 +47,7 @@ from mimgw.config_providers import (
 )
 from mimgw.errors import ConfigurationError
 from mimgw.ledger import Ledger, MemoryLedger, SqliteLedger
+from mimgw.ledger.memory import DEFAULT_MAX_ENTRIES
 from mimgw.limits import RateLimit
 from mimgw.providers import PROVIDER_CLASSES, Provider
 from mimgw.retry import RedeliveryPolicy, RetryPolicy
@@ -143,6 +144,8 @@ class LedgerSettings(Section):
     """Secret: a PostgreSQL URL may hold a password."""
     table: str = "mimgw_ledger"
     """PostgreSQL: the entries table (intents and the schema version live beside it)."""
+    max_entries: PositiveInt | None = DEFAULT_MAX_ENTRIES
+    """Memory: entries kept before the oldest finished ones are dropped (``None``: no cap)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -170,10 +173,20 @@ class LedgerSettings(Section):
         values["backend"] = backend
         return values
 
+    @field_validator("max_entries", mode="before")
+    @classmethod
+    def _no_cap(cls, value: Any) -> Any:
+        """``none`` (any case) from the environment means no cap."""
+        if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+            return None
+        return value
+
     @model_validator(mode="after")
     def _sqlite_needs_path(self) -> LedgerSettings:
         if self.backend == "sqlite" and self.path is None:
             raise ValueError("path is required for the sqlite ledger")
+        if self.backend != "memory" and "max_entries" in self.model_fields_set:
+            raise ValueError(f"max_entries applies to the memory ledger, not {self.backend}")
         return self
 
     def build(self) -> Ledger:
@@ -189,7 +202,7 @@ class LedgerSettings(Section):
         if self.backend == "sqlite":
             assert self.path is not None
             return SqliteLedger(self.path)
-        return MemoryLedger()
+        return MemoryLedger(max_entries=self.max_entries)
 
 
 class StateSettings(Section):

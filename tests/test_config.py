@@ -297,3 +297,20 @@ def test_imiconnect_validity_reaches_the_provider() -> None:
                 providers=[{"kind": "imiconnect", "service_key": SECRET, "validity": 0}]
             )
         )
+
+
+def test_the_memory_ledgers_cap_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    v4_env(monkeypatch)
+    assert GatewaySettings().ledger.build().max_entries == 100_000  # type: ignore[attr-defined]
+    monkeypatch.setenv("MIMGW_LEDGER__MAX_ENTRIES", "500")
+    assert GatewaySettings().ledger.build().max_entries == 500  # type: ignore[attr-defined]
+    monkeypatch.setenv("MIMGW_LEDGER__MAX_ENTRIES", "null")
+    assert GatewaySettings().ledger.build().max_entries is None  # type: ignore[attr-defined]
+    monkeypatch.setenv("MIMGW_LEDGER__MAX_ENTRIES", "0")
+    with pytest.raises(ConfigurationError, match="max_entries"):
+        GatewaySettings()
+    monkeypatch.setenv("MIMGW_LEDGER__MAX_ENTRIES", "10")
+    monkeypatch.setenv("MIMGW_LEDGER__BACKEND", "sqlite")
+    monkeypatch.setenv("MIMGW_LEDGER__PATH", "l.db")
+    with pytest.raises(ConfigurationError, match="memory ledger"):
+        GatewaySettings()
