@@ -16,6 +16,7 @@ _GSM_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM_ALL = _GSM_BASIC | _GSM_EXTENSION
 
 SINGLE = {"gsm7": 160, "ucs2": 70}
 """Units that fit one standalone segment."""
@@ -69,14 +70,18 @@ def analyse_text(text: str) -> TextInfo:
     Any character outside the GSM 03.38 alphabet (Bangla, emoji, curly quotes)
     makes the whole message UCS-2.
     """
-    encoding: Encoding = (
-        "gsm7" if all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text) else "ucs2"
-    )
-    sizes = _unit_sizes(text, encoding)
-    units = sum(sizes)
-    return TextInfo(
-        encoding=encoding,
-        characters=len(text),
-        units=units,
-        segments=_count_segments(sizes, units, encoding),
-    )
+    encoding: Encoding
+    if _GSM_ALL.issuperset(text):
+        encoding = "gsm7"
+        wide = 0 if _GSM_EXTENSION.isdisjoint(text) else sum(map(_GSM_EXTENSION.__contains__, text))
+    else:
+        encoding = "ucs2"  # characters beyond the BMP take two UTF-16 units
+        wide = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)
+    units = len(text) + wide
+    if units <= SINGLE[encoding]:
+        segments = 1 if units else 0
+    elif not wide:  # every character one unit: nothing to keep together
+        segments = -(-units // CONCAT[encoding])
+    else:
+        segments = _count_segments(_unit_sizes(text, encoding), units, encoding)
+    return TextInfo(encoding=encoding, characters=len(text), units=units, segments=segments)

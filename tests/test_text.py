@@ -53,3 +53,39 @@ def test_segments_hold_every_unit(text: str) -> None:
     else:
         assert info.segments * per[1] >= info.units
         assert (info.segments - 1) * per[1] < info.units + info.segments  # at most 1 lost per seg
+
+
+def _reference(text: str) -> tuple[str, int, int]:
+    """The definition, character by character: encoding, units, segments."""
+    from mimgw.text import _GSM_BASIC, _GSM_EXTENSION, CONCAT, SINGLE
+
+    gsm = all(ch in _GSM_BASIC or ch in _GSM_EXTENSION for ch in text)
+    encoding = "gsm7" if gsm else "ucs2"
+    if gsm:
+        sizes = [2 if ch in _GSM_EXTENSION else 1 for ch in text]
+    else:
+        sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
+    units = sum(sizes)
+    if units <= SINGLE[encoding]:
+        return encoding, units, 1 if units else 0
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > CONCAT[encoding]:
+            segments, used = segments + 1, 0
+        used += size
+    return encoding, units, segments
+
+
+def test_analysis_matches_the_character_by_character_definition() -> None:
+    import random
+
+    from mimgw.text import analyse_text
+
+    rng = random.Random(13)
+    alphabet = ["a", "Z", " ", "€", "[", "^", "é", "আ", "😀", "\ud800", "“", "\n"]
+    for _ in range(3000):
+        pool = rng.sample(alphabet, rng.randint(1, len(alphabet)))
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 400)))
+        info = analyse_text(text)
+        assert (info.encoding, info.units, info.segments) == _reference(text), repr(text)
+        assert info.characters == len(text)
