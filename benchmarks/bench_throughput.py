@@ -195,22 +195,22 @@ async def cpu_per_send(n: int) -> dict[str, float]:
     return out
 
 
-async def bulk(base: str, n: int) -> dict[str, float]:
+async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
+    """10,000 messages three ways, in interleaved rounds; each way's best round counts
+    (a sub-second run on a shared 2-core VM swings by half between rounds)."""
     from mimgw import Gateway, Message
 
     messages = [Message(to=f"017{i:08d}", text=f"hello {i}") for i in range(n)]
-    out: dict[str, float] = {}
-    async with Gateway([provider(base, None)]) as gw:
-        start = time.perf_counter()
-        result = await gw.send_bulk(messages, concurrency=64)
-        out["batched_s"] = time.perf_counter() - start
-        assert result.ok
-        start = time.perf_counter()
-        result = await gw.send_bulk(messages, concurrency=64, batch=False)
-        out["singles_s"] = time.perf_counter() - start
-        assert result.ok
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client:
-        url = f"{base}/api/SmsSending/DSMS"
+    url = f"{base}/api/SmsSending/DSMS"
+    best: dict[str, float] = {}
+
+    def keep(name: str, started: float) -> None:
+        best[name] = min(best.get(name, float("inf")), time.perf_counter() - started)
+
+    async with (
+        Gateway([provider(base, None)]) as gw,
+        httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client,
+    ):
 
         async def one(chunk: int) -> None:
             data = [
@@ -221,9 +221,21 @@ async def bulk(base: str, n: int) -> dict[str, float]:
             r = await client.post(url, json=body)
             assert r.json()["statusCode"] == "200"
 
-        start = time.perf_counter()
-        await rate((n + 99) // 100, 64, one)
-        out["raw_dsms_s"] = time.perf_counter() - start
+        warm = [Message(to=f"018{i:08d}", text=f"warm {i}") for i in range(500)]
+        for batch in (True, False):  # connections open, first-use costs paid, both ways
+            assert (await gw.send_bulk(warm, concurrency=64, batch=batch)).ok
+        await rate(5, 5, one)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            assert (await gw.send_bulk(messages, concurrency=64)).ok
+            keep("batched_s", start)
+            start = time.perf_counter()
+            assert (await gw.send_bulk(messages, concurrency=64, batch=False)).ok
+            keep("singles_s", start)
+            start = time.perf_counter()
+            await rate((n + 99) // 100, 64, one)
+            keep("raw_dsms_s", start)
+    out = dict(best)
     out["batched_vs_singles"] = out["singles_s"] / out["batched_s"]
     out["batched_vs_raw_dsms"] = out["batched_s"] / out["raw_dsms_s"]
     return out

@@ -58,17 +58,22 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     only on assignment, which a frozen model refuses; a copy gets a copy), and a set of
     a dozen names costs 728 bytes. A receipt per send makes the difference measurable.
     """
-    fields = _FIELDS_SETS.get(cls)
-    if fields is None:
+    try:
+        fields = _FIELDS_SETS[cls]
+    except KeyError:
         if not cls.model_config.get("frozen"):
-            raise TypeError(f"{cls.__name__} is not frozen")
+            raise TypeError(f"{cls.__name__} is not frozen") from None
         fields = _FIELDS_SETS[cls] = set(cls.__pydantic_fields__)
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", fields)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ async def test_a_streamed_campaign_holds_at_most_concurrency_batches(
     samples: list[tuple[int, int]] = []
     dynamic = MimSmsV4._dynamic
 
-    async def sampled(self: MimSmsV4, items: list[Outgoing]) -> list[Receipt]:
+    async def sampled(self: MimSmsV4, items: list[Outgoing], **kwargs: Any) -> list[Receipt]:
         # the request is under way (the task has let the loop run): count the recipients
         # in flight, and the intents of this request's recipients still held (other
         # batches may be writing theirs)
@@ -43,7 +44,7 @@ async def test_a_streamed_campaign_holds_at_most_concurrency_batches(
         numbers = {o.to for o in items}
         held = [o for o in gc.get_objects() if type(o) is Intent and o.to in numbers]
         samples.append((slots_alive(), len(held)))
-        return await dynamic(self, items)
+        return await dynamic(self, items, **kwargs)
 
     monkeypatch.setattr(MimSmsV4, "_dynamic", sampled)
     gc.collect()

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mimgw.errors import MimgwError
 from mimgw.ledger import Ledger
-from mimgw.models import DeliveryReport, Message, Receipt, trusted
+from mimgw.models import DeliveryReport, Message, Receipt
 from mimgw.providers.base import Outgoing, Provider
 
 if TYPE_CHECKING:
@@ -152,17 +152,10 @@ class _MimSmsV4Batches:
 
         async def send(provider: Provider) -> list[Result]:
             v4 = _v4(provider)
-            receipts = await (v4._one_to_many(items) if many else v4._dynamic(items))
-            return [_derived(r) for r in receipts]
+            send = v4._one_to_many if many else v4._dynamic
+            return list(await send(items, name_each=recipient_id))
 
         return Batch(members, send, "one_to_many" if many else "dsms", items)
-
-
-def _derived(receipt: Receipt) -> Receipt:
-    """``receipt`` under the recipient's own id (built from a receipt: no validation)."""
-    values = dict(receipt.__dict__)
-    values["message_id"] = recipient_id(receipt.message_id, receipt.to)
-    return trusted(Receipt, values)
 
 
 class _IMIconnectBatches:

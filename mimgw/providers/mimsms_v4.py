@@ -47,6 +47,8 @@ __all__ = ["DLR_TABLE", "ERRORS", "CampaignRequiredError", "DlrRow", "MimSmsV4"]
 log = logging.getLogger("mimgw.providers.mimsms_v4")
 
 Method = Literal["json", "query"]
+Namer = Callable[[str, str], str] | None
+"""Names each recipient of a batch from the batch's ``trxnId`` and the number."""
 
 SMS_PATH = "/api/SmsSending/SMS"
 ONE_TO_MANY_PATH = "/api/SmsSending/OneToMany"
@@ -209,12 +211,24 @@ class MimSmsV4(Provider):
     async def _single(self, items: list[Outgoing]) -> list[Receipt]:
         return [await self._send(items[0])]
 
-    async def _one_to_many(self, items: list[Outgoing]) -> list[Receipt]:
+    async def _one_to_many(
+        self, items: list[Outgoing], *, name_each: Namer = None
+    ) -> list[Receipt]:
         response = await self._submit_same(items, many=True)
-        trxn_id = _accepted(response)
-        return [o.receipt(self.name, trxn_id, raw=response.text) for o in items]
+        return self._receipts(items, response, name_each)
 
-    async def _dynamic(self, items: list[Outgoing]) -> list[Receipt]:
+    def _receipts(
+        self, items: list[Outgoing], response: HttpResponse, name_each: Namer
+    ) -> list[Receipt]:
+        """One receipt per recipient of an accepted batch: under the batch's ``trxnId``,
+        or under ``name_each(trxnId, number)`` (the Gateway's per-recipient ids)."""
+        trxn_id = _accepted(response)
+        raw = response.text
+        if name_each is None:
+            return [o.receipt(self.name, trxn_id, raw=raw) for o in items]
+        return [o.receipt(self.name, name_each(trxn_id, o.to), raw=raw) for o in items]
+
+    async def _dynamic(self, items: list[Outgoing], *, name_each: Namer = None) -> list[Receipt]:
         body = {
             "UserName": self.username,
             "Apikey": self._api_key,
@@ -225,8 +239,7 @@ class MimSmsV4(Provider):
         response = await self._request(
             "POST", DYNAMIC_PATH, submit=True, json_body=body, headers=_JSON_HEADERS
         )
-        trxn_id = _accepted(response)
-        return [o.receipt(self.name, trxn_id, raw=response.text) for o in items]
+        return self._receipts(items, response, name_each)
 
     async def _submit_same(self, items: Sequence[Outgoing], *, many: bool) -> HttpResponse:
         """One text from one sender to ``items``' numbers (a single send or one-to-many)."""
