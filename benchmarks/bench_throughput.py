@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,8 +39,9 @@ import httpx
 HERE = Path(__file__).parent
 
 
-ROUNDS = 4
-"""Interleaved rounds per side for the singles; each side's best round counts."""
+ROUNDS = 5
+"""Interleaved rounds of the singles (httpcore's pool at 64 in flight swings between
+rounds by 2x either way, for either side)."""
 
 
 def free_port() -> int:
@@ -100,6 +102,9 @@ def provider(base: str, client: httpx.AsyncClient | None) -> Any:
 
 
 async def singles(base: str, n: int) -> dict[str, dict[str, float]]:
+    """Each way at 1 and 64 in flight, the four ways interleaved in every round. A way's
+    figure is its best round; a ratio is the median of the rounds' own ratios (both
+    sides of a round ran back to back, under the same conditions)."""
     import aiohttp
 
     from mimgw.transport import DEFAULT_LIMITS, resolve_transport
@@ -107,8 +112,11 @@ async def singles(base: str, n: int) -> dict[str, dict[str, float]]:
     url = f"{base}/api/SmsSending/SMS"
     out: dict[str, dict[str, float]] = {}
     for conc in (1, 64):
-        row: dict[str, float] = {}
-        async with httpx.AsyncClient(limits=DEFAULT_LIMITS) as client:
+        async with (
+            httpx.AsyncClient(limits=DEFAULT_LIMITS) as client,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session,
+            provider(base, None) as default_sms,
+        ):
             sms = provider(base, client)
 
             async def raw_httpx(i: int, client: httpx.AsyncClient = client) -> None:
@@ -118,30 +126,32 @@ async def singles(base: str, n: int) -> dict[str, dict[str, float]]:
             async def mimgw_httpx(i: int, sms: Any = sms) -> None:
                 await sms.send(f"017{i % 100_000_000:08d}", "hi")
 
-            await rate(50, conc, raw_httpx)
-            await rate(50, conc, mimgw_httpx)
-            for _ in range(ROUNDS):  # interleaved rounds, best of each (httpcore's pool at
-                # 64 in flight swings between rounds by 2x either way, for either side)
-                row["raw_httpx"] = max(row.get("raw_httpx", 0), await rate(n, conc, raw_httpx))
-                row["mimgw_httpx"] = max(
-                    row.get("mimgw_httpx", 0), await rate(n, conc, mimgw_httpx)
-                )
-        conn = aiohttp.TCPConnector(limit=64)
-        async with aiohttp.ClientSession(connector=conn) as session:
-
-            async def raw_aiohttp(i: int) -> None:
+            async def raw_aiohttp(i: int, session: aiohttp.ClientSession = session) -> None:
                 async with session.post(url, json=v4_body(number(i), "hi")) as r:
                     assert (await r.json())["statusCode"] == "200"
 
-            await rate(50, conc, raw_aiohttp)
-            row["raw_aiohttp"] = max([await rate(n, conc, raw_aiohttp) for _ in range(2)])
-        async with provider(base, None) as sms:
-
-            async def mimgw_default(i: int, sms: Any = sms) -> None:
+            async def mimgw_default(i: int, sms: Any = default_sms) -> None:
                 await sms.send(f"017{i % 100_000_000:08d}", "hi")
 
-            await rate(50, conc, mimgw_default)
-            row["mimgw_default"] = max([await rate(n, conc, mimgw_default) for _ in range(2)])
+            ways = {
+                "raw_httpx": raw_httpx,
+                "mimgw_httpx": mimgw_httpx,
+                "raw_aiohttp": raw_aiohttp,
+                "mimgw_default": mimgw_default,
+            }
+            for one in ways.values():
+                await rate(50, conc, one)
+            rounds: dict[str, list[float]] = {name: [] for name in ways}
+            for _ in range(ROUNDS):
+                for name, one in ways.items():
+                    rounds[name].append(await rate(n, conc, one))
+        row: dict[str, float] = {name: max(values) for name, values in rounds.items()}
+        row["httpx_time_ratio"] = statistics.median(
+            r / m for r, m in zip(rounds["raw_httpx"], rounds["mimgw_httpx"], strict=True)
+        )
+        row["aiohttp_throughput_ratio"] = statistics.median(
+            m / r for m, r in zip(rounds["mimgw_default"], rounds["raw_aiohttp"], strict=True)
+        )
         row["transport"] = 1.0 if resolve_transport() == "aiohttp" else 0.0
         out[f"c{conc}"] = row
     return out
@@ -163,7 +173,8 @@ def mock_transport() -> httpx.MockTransport:
 
 async def cpu_per_send(n: int, rounds: int = 5) -> dict[str, float]:
     """CPU per send over a mock transport, each way in interleaved rounds of ``n // rounds``
-    sends; each way's best round counts (so a noisy neighbour slows no side alone)."""
+    sends: each way's best round, and each ratio as the median of the rounds' own (so a
+    noisy neighbour slows no side alone)."""
     from mimgw import Gateway
     from mimgw.ledger.sqlite import SqliteLedger
 
@@ -190,7 +201,7 @@ async def cpu_per_send(n: int, rounds: int = 5) -> dict[str, float]:
                 "gateway_sqlite_us": lambda i: gws.send(f"017{i:08d}", "hi"),
                 "gateway_sqlite_key_us": keyed(gws, "s"),
             }
-            best: dict[str, float] = {}
+            runs: dict[str, list[float]] = {name: [] for name in ways}
             per_round = max(1, n // rounds)
             for one in ways.values():  # warm-up
                 for i in range(100):
@@ -200,26 +211,27 @@ async def cpu_per_send(n: int, rounds: int = 5) -> dict[str, float]:
                     start = time.process_time()
                     for _ in range(per_round):
                         await one(next(seq) % 100_000_000)
-                    used = (time.process_time() - start) / per_round * 1e6
-                    best[name] = min(best.get(name, float("inf")), used)
+                    runs[name].append((time.process_time() - start) / per_round * 1e6)
             await ledger.aclose()
-    out = dict(best)
-    out["ratio_memory"] = out["gateway_memory_us"] / out["raw_httpx_us"]
-    out["ratio_sqlite"] = out["gateway_sqlite_us"] / out["raw_httpx_us"]
+    out = {name: min(values) for name, values in runs.items()}
+    raw_runs = runs["raw_httpx_us"]
+    out["ratio_memory"] = _median_ratio(runs["gateway_memory_us"], raw_runs)
+    out["ratio_sqlite"] = _median_ratio(runs["gateway_sqlite_us"], raw_runs)
     return out
 
 
 async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
-    """10,000 messages three ways, in interleaved rounds; each way's best round counts
-    (a sub-second run on a shared 2-core VM swings by half between rounds)."""
+    """10,000 messages three ways, in interleaved rounds: each way's best time, and each
+    ratio as the median of the rounds' own (a sub-second run on a shared 2-core VM
+    swings by half between rounds)."""
     from mimgw import Gateway, Message
 
     messages = [Message(to=f"017{i:08d}", text=f"hello {i}") for i in range(n)]
     url = f"{base}/api/SmsSending/DSMS"
-    best: dict[str, float] = {}
+    runs: dict[str, list[float]] = {"batched_s": [], "singles_s": [], "raw_dsms_s": []}
 
     def keep(name: str, started: float) -> None:
-        best[name] = min(best.get(name, float("inf")), time.perf_counter() - started)
+        runs[name].append(time.perf_counter() - started)
 
     async with (
         Gateway([provider(base, None)]) as gw,
@@ -249,10 +261,15 @@ async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
             start = time.perf_counter()
             await rate((n + 99) // 100, 64, one)
             keep("raw_dsms_s", start)
-    out = dict(best)
-    out["batched_vs_singles"] = out["singles_s"] / out["batched_s"]
-    out["batched_vs_raw_dsms"] = out["batched_s"] / out["raw_dsms_s"]
+    out = {name: min(values) for name, values in runs.items()}
+    out["batched_vs_singles"] = _median_ratio(runs["singles_s"], runs["batched_s"])
+    out["batched_vs_raw_dsms"] = _median_ratio(runs["batched_s"], runs["raw_dsms_s"])
     return out
+
+
+def _median_ratio(top: list[float], bottom: list[float]) -> float:
+    """The median of the rounds' own ratios (the two sides of a round ran back to back)."""
+    return statistics.median(t / b for t, b in zip(top, bottom, strict=True))
 
 
 RSS_CHILD = """
