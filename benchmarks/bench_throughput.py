@@ -225,6 +225,7 @@ async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
     ratio as the median of the rounds' own (a sub-second run on a shared 2-core VM
     swings by half between rounds)."""
     from mimgw import Gateway, Message
+    from mimgw.transport import DEFAULT_LIMITS
 
     messages = [Message(to=f"017{i:08d}", text=f"hello {i}") for i in range(n)]
     url = f"{base}/api/SmsSending/DSMS"
@@ -235,7 +236,7 @@ async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
 
     async with (
         Gateway([provider(base, None)]) as gw,
-        httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as client,
+        httpx.AsyncClient(limits=DEFAULT_LIMITS) as client,  # 64 connections, all kept alive
     ):
 
         async def one(chunk: int) -> None:
