@@ -39,7 +39,7 @@ import httpx
 HERE = Path(__file__).parent
 
 
-ROUNDS = 5
+ROUNDS = 9
 """Interleaved rounds of the singles (httpcore's pool at 64 in flight swings between
 rounds by 2x either way, for either side)."""
 
@@ -396,7 +396,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--cpu-sends", type=int, default=5000)
     parser.add_argument("--bulk", type=int, default=10_000)
     parser.add_argument("--rss-messages", type=int, default=100_000)
