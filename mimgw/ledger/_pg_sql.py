@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
+from mimgw.ledger._json_rows import load_entry as load
+from mimgw.ledger._json_rows import load_intent
 from mimgw.ledger._pg_schema import Tables
-from mimgw.ledger.entry import LedgerEntry, LedgerError
+from mimgw.ledger.entry import LedgerEntry
 from mimgw.ledger.intent import Intent
 
 __all__ = [
@@ -58,20 +60,6 @@ class Statements:
             "$3::text[], $4::timestamptz[], $5::text[]) AS u(i, k, s, c, j) "
             "ON CONFLICT DO NOTHING RETURNING id"
         )
-
-
-def load(data: str) -> LedgerEntry:
-    try:
-        return LedgerEntry.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt ledger row: {exc.error_count()} errors") from None
-
-
-def load_intent(data: str) -> Intent:
-    try:
-        return Intent.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt intent row: {exc.error_count()} errors") from None
 
 
 _TIME = TypeAdapter(datetime)

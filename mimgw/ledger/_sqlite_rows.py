@@ -11,10 +11,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from pydantic import ValidationError
-
+from mimgw.ledger._json_rows import load_entry, load_intent
 from mimgw.ledger._sqlite_writer import iso
-from mimgw.ledger.entry import LedgerEntry, LedgerError
+from mimgw.ledger.entry import LedgerEntry
 from mimgw.ledger.intent import Intent, IntentState
 from mimgw.models import Message, Receipt
 
@@ -40,20 +39,6 @@ _WRITE_ENTRY = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _NEW_ENTRY = _WRITE_ENTRY.replace("OR REPLACE", "OR IGNORE")
-
-
-def load_entry(data: str) -> LedgerEntry:
-    try:
-        return LedgerEntry.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt ledger row: {exc.error_count()} errors") from None
-
-
-def load_intent(data: str) -> Intent:
-    try:
-        return Intent.model_validate_json(data)
-    except ValidationError as exc:
-        raise LedgerError(f"corrupt intent row: {exc.error_count()} errors") from None
 
 
 def read_entry(db: sqlite3.Connection, provider: str, message_id: str) -> LedgerEntry | None:
