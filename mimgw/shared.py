@@ -41,6 +41,9 @@ try:
     from limits.aio.strategies import MovingWindowRateLimiter
     from limits.errors import StorageError
     from packaging.version import Version
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     from mimgw.errors import ConfigurationError
@@ -209,8 +212,15 @@ class RedisState(GatewayState):
         self.poll_interval = poll_interval
         self.link = _Link(url)
         self.origin = uuid.uuid4().hex
+        # A connection pooled before a Redis restart fails on its next use; one retry on
+        # a fresh connection tells that apart from Redis being down (which fails again
+        # at once: connection refused), so a restart is not taken for a second outage.
         self._client: Any = aioredis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError],
         )
         pool: Any = self._client.connection_pool  # shared: one pool, closed with the client
         storage = _RedisPyStorage(
