@@ -307,6 +307,8 @@ class HttpTransport:
             response = await client.send(request)
         except httpx.HTTPError as exc:
             raise self._map_exception(exc, safe_url, submit=submit) from _scrub(exc, self.redact)
+        except httpx.InvalidURL as exc:  # not an HTTPError; refused before anything was sent
+            raise self._map_exception(exc, safe_url, submit=submit) from None
         except Exception as exc:
             if is_connect_failure(exc) is None:  # not a transport error: a bug, let it show
                 raise

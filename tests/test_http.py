@@ -265,3 +265,21 @@ def test_bodies_are_decoded_in_their_declared_charset(
     from mimgw.http import decode_body
 
     assert decode_body(body, content_type) == expected
+
+
+async def test_an_invalid_url_is_connect_failed_and_nothing_is_sent() -> None:
+    http = make()
+    with pytest.raises(ProviderError) as info:
+        await http.request("GET", f"http://[::1/send?key={SECRET}", submit=True)
+    assert info.value.kind is ErrorKind.CONNECT_FAILED
+    assert not info.value.may_have_been_sent
+    assert SECRET not in str(info.value)
+    await http.aclose()
+
+
+def test_a_provider_refuses_an_invalid_base_url() -> None:
+    from mimgw import ConfigurationError
+    from mimgw.providers.mimsms_v4 import MimSmsV4
+
+    with pytest.raises(ConfigurationError, match="base_url"):
+        MimSmsV4(username="u@x.test", api_key="k", sender="S", base_url="http://[::1")

@@ -95,6 +95,10 @@ class Provider(ABC):
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"{self.name}: base_url must start with http:// or https://")
         try:
+            httpx.URL(self.base_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigurationError(f"{self.name}: base_url is not a valid URL ({exc})") from None
+        try:
             self.timezone: tzinfo = ZoneInfo(timezone) if isinstance(timezone, str) else timezone
         except (ValueError, KeyError) as exc:
             raise ConfigurationError(f"{self.name}: unknown timezone {timezone!r}") from exc
