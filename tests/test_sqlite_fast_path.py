@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import anyio.to_thread
@@ -107,6 +108,7 @@ async def test_checkpoints_run_on_the_writer_thread_and_keep_the_wal_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_sqlite_inline, "CHECKPOINT_EVERY", 8)
+    monkeypatch.setattr(_sqlite_inline, "COMMITS_LIMIT", 64)
     monkeypatch.setattr(_sqlite_writer, "WAL_FRAMES_LIMIT", 64)
     path = tmp_path / "l.db"
     led = await opened(path)
@@ -117,6 +119,32 @@ async def test_checkpoints_run_on_the_writer_thread_and_keep_the_wal_bounded(
     with sqlite3.connect(path) as other:
         row = other.execute("SELECT value FROM mimgw_meta WHERE name = 'checkpoint'").fetchone()
     assert row is not None  # a complete checkpoint, and the WAL restarted by the writer
+    await led.aclose()
+
+
+async def test_checkpoints_that_fall_behind_hold_inline_writes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a disk whose fsyncs take 50 ms: the loop would commit on and on meanwhile
+    slow = _sqlite_writer.Writer._checkpoint
+
+    def checkpoint(self: _sqlite_writer.Writer, db: sqlite3.Connection) -> None:
+        time.sleep(0.05)
+        slow(self, db)
+
+    monkeypatch.setattr(_sqlite_writer.Writer, "_checkpoint", checkpoint)
+    monkeypatch.setattr(_sqlite_inline, "COMMITS_LIMIT", 32)
+    path = tmp_path / "l.db"
+    led = await opened(path)
+    written = [intent() for _ in range(2000)]
+    for one in written:
+        await led.begin(one)
+    await led.unresolved()
+    # 32 commits of at most ~8 pages, a group of held-back ones, and the meta row
+    assert (tmp_path / "l.db-wal").stat().st_size < 2 * 1024 * 1024
+    with sqlite3.connect(path) as other:  # nothing held back was lost
+        (count,) = other.execute("SELECT count(*) FROM mimgw_intents").fetchone()
+    assert count == len(written)
     await led.aclose()
 
 

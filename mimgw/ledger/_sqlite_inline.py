@@ -13,7 +13,11 @@ IMMEDIATE`` transaction (atomic against every other writer of the file, as the w
 thread's are). Every commit is in the WAL before the call returns: a killed process
 keeps it. Automatic checkpoints are off on this connection: every
 :data:`CHECKPOINT_EVERY` commits it asks the writer thread for a passive checkpoint,
-so the fsyncs a checkpoint costs are never paid on the loop.
+so the fsyncs a checkpoint costs are never paid on the loop. A checkpoint can fall
+behind (a slow disk's fsync, a reader of another process); after
+:data:`COMMITS_LIMIT` commits with no restart of the WAL, writes go to the writer
+thread, where they wait their turn behind the checkpoint, until one has restarted it:
+the WAL stays bounded however fast the loop commits.
 """
 
 from __future__ import annotations
@@ -27,13 +31,17 @@ from typing import TypeVar
 from mimgw.ledger._sqlite_writer import JOURNAL_SIZE_LIMIT, Writer
 from mimgw.ledger.entry import LedgerError
 
-__all__ = ["CHECKPOINT_EVERY", "Inline", "Later"]
+__all__ = ["CHECKPOINT_EVERY", "COMMITS_LIMIT", "Inline", "Later"]
 
 T = TypeVar("T")
 
 CHECKPOINT_EVERY = 64
 """Inline commits between two checkpoint requests (a commit adds 2 to 8 pages to the
 WAL: a few hundred pages each time, under SQLite's own default of 1,000)."""
+
+COMMITS_LIMIT = 512
+"""Inline commits allowed since the WAL last started over (a commit adds at most ~8
+pages: 4,096 pages, 16 MiB of WAL, before writes wait for a checkpoint)."""
 
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -62,13 +70,20 @@ class Inline:
         self.thread = threading.get_ident()
         self._writer = writer
         self._commits = 0
+        self._rewinds = 0  # the writer's count when ``_commits`` was last reset
 
     def run(self, fn: Callable[[sqlite3.Connection], T], *, atomic: bool, write: bool = True) -> T:
         """``fn(connection)`` now, in a transaction of its own when ``atomic`` (else it
         must be one statement); raises :class:`Later` when the file is locked or this
         connection cannot be used from here."""
         db = self.db
-        if db is None or threading.get_ident() != self.thread or self._writer.restarting:
+        writer = self._writer
+        if db is None or threading.get_ident() != self.thread or writer.restarting:
+            raise Later
+        if writer.rewinds != self._rewinds:
+            self._rewinds, self._commits = writer.rewinds, 0
+        elif write and self._commits >= COMMITS_LIMIT:
+            writer.checkpoint()  # the checkpoints fell behind: wait for one, in line
             raise Later
         try:
             if atomic:
@@ -87,7 +102,7 @@ class Inline:
         if write:
             self._commits += 1
             if self._commits % CHECKPOINT_EVERY == 0:
-                self._writer.checkpoint()
+                writer.checkpoint()
         return value
 
     def _rollback(self, db: sqlite3.Connection) -> None:

@@ -90,6 +90,9 @@ class Writer(threading.Thread):
         self.opened = threading.Event()
         self.restarting = False
         """True while a checkpoint waits for the WAL to start over: no inline writes."""
+        self.rewinds = 0
+        """Times a checkpoint copied the whole WAL back and it started over (the inline
+        connection counts its commits from the last one)."""
         self.open_error: ConfigurationError | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -187,7 +190,9 @@ class Writer(threading.Thread):
         """After a checkpoint that copied everything back, the next commit starts the
         WAL over and syncs its header: make it this one, here, not an inline one on the
         event loop (skipped when the lock is taken)."""
-        if not busy and frames > 0 and frames == done:
+        if busy or frames != done:
+            return
+        if frames > 0:  # raises when the lock is taken: not started over
             now = iso(datetime.now(UTC))
             self._briefly(
                 db,
@@ -195,6 +200,7 @@ class Writer(threading.Thread):
                 (now,),
                 wait_ms=0,
             )
+        self.rewinds += 1
 
     def _briefly(
         self, db: sqlite3.Connection, sql: str, args: tuple[object, ...] = (), *, wait_ms: int = 250
