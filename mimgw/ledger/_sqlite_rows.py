@@ -13,7 +13,7 @@ from datetime import datetime
 
 from mimgw.ledger._json_rows import load_entry, load_intent
 from mimgw.ledger._sqlite_writer import iso
-from mimgw.ledger.entry import LedgerEntry
+from mimgw.ledger.entry import LedgerEntry, LedgerError
 from mimgw.ledger.intent import Intent, IntentState
 from mimgw.models import Message, Receipt
 
@@ -143,11 +143,12 @@ def submit_entry(
     now: datetime,
 ) -> LedgerEntry:
     """Needs a transaction: :meth:`Ledger.record_submit`."""
-    old = read_entry(db, receipt.provider, receipt.message_id)
-    if old is None:
-        entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
-        db.execute(_NEW_ENTRY, _entry_row(entry))
+    entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
+    if db.execute(_NEW_ENTRY, _entry_row(entry)).rowcount:
         return entry
+    old = read_entry(db, receipt.provider, receipt.message_id)
+    if old is None:  # pragma: no cover - the row that was just there
+        raise LedgerError(f"SQLite ledger: entry {receipt.message_id} vanished")
     merged = old.merge_submit(receipt, attempt=attempt, message=message, now=now)
     if merged is not old:
         write_entry(db, merged)
