@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,7 +161,6 @@ async def test_bulk_writes_are_a_few_statements_whatever_their_size(
     n = 2000
     batch = [intent(f"k{i}") for i in range(n)]
     CountingConnection.statements = 0
-    started = time.perf_counter()
     began = await led.begin_many(batch)
     assert [b.id for b in began] == [i.id for i in batch]
     assert CountingConnection.statements <= 2
@@ -181,13 +179,9 @@ async def test_bulk_writes_are_a_few_statements_whatever_their_size(
     ]
     CountingConnection.statements = 0
     entries = await led.finish_many(done)
-    elapsed = time.perf_counter() - started
     assert CountingConnection.statements <= 4
     assert all(e is not None and e.submitted for e in entries)
     assert await led.unresolved() == []
-    rate = 2 * n / elapsed  # intents begun + intents finished with their entries
-    print(f"batched ledger writes: {rate:,.0f} rows/s")
-    assert rate > 500  # a loose floor: shared CI machines are slow; the figure is printed
     await led.aclose()
     assert not pool._closed  # a pool it was given is the caller's to close
     await pool.close()
