@@ -166,6 +166,9 @@ def _describe(exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         cause = err.get("ctx", {}).get("error")
         if isinstance(cause, InvalidMessageError):
+            if not err["loc"]:  # the message's own __init__ described it already
+                parts.append(str(cause).removeprefix("invalid message: "))
+                continue
             msg = str(cause)
         parts.append(f"{where}: {msg}")
     return "invalid message: " + "; ".join(parts)
@@ -292,3 +295,5 @@ class BulkResult(_Frozen):
 
     def __repr__(self) -> str:
         return f"BulkResult(accepted={len(self.receipts)}, failed={len(self.errors)})"
+
+    __str__ = __repr__  # not every message and outcome of a campaign

@@ -1,29 +1,38 @@
 """Bulk sends the other tests do not try: odd campaigns end to end on the simulator.
 
 Repeated recipients and keys, bad items inside batches, Bangla and segment limits,
-scheduled and pinned-sender messages, odd sources and concurrency values, whole-batch
-faults with a second gateway, consumers that stop or are cancelled midway. Invariants:
-one outcome per input, paired with it; nothing sent twice (counted at the simulator);
-everything a gateway took is in the ledger.
+scheduled and pinned-sender messages, odd sources and concurrency values. Invariants
+(tests/bulk_support.py): one outcome per input, paired with it; nothing sent twice
+(counted at the simulator); everything a gateway took is in the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import pytest
+from bulk_support import (
+    BATCH,
+    IMI,
+    V3,
+    V4,
+    check_ledger_holds_all_taken,
+    check_pairing,
+    gw_for,
+    number,
+    taken,
+    wire,
+)
 
 from mimgw import (
     AllProvidersFailedError,
-    BulkResult,
     ConfigurationError,
     ErrorKind,
     InvalidMessageError,
@@ -33,93 +42,9 @@ from mimgw import (
     ProviderError,
     Receipt,
 )
-from mimgw.gateway import Gateway
-from mimgw.gateway.batching import batch_parts
-from mimgw.ledger import Intent, IntentState, MemoryLedger
+from mimgw.ledger import Intent, MemoryLedger
 from mimgw.simulator import Simulator
-from mimgw.testing import fake_gateway_for
 from mimgw.text import analyse_text
-
-V4, V3, IMI, DINI = "mimsms_v4", "mimsms_v3", "imiconnect", "dinisoft"
-BATCH = pytest.mark.parametrize("batch", [True, False], ids=["batch", "singles"])
-
-
-def number(i: int) -> str:
-    return f"01815{i:06d}"
-
-
-def wire(i: int) -> str:  # as the gateways see it
-    return f"8801815{i:06d}"
-
-
-def bug(reason: str, **kwargs: Any) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"BUG: {reason}", **kwargs)
-
-
-def bug_in_batches(reason: str) -> pytest.MarkDecorator:
-    """``batch`` parametrised, the batched case a strict xfail for ``reason``."""
-    marked = pytest.param(True, id="batch", marks=bug(reason))
-    return pytest.mark.parametrize("batch", [marked, pytest.param(False, id="singles")])
-
-
-def gw_for(sim: Simulator, *keys: str, **kwargs: Any) -> Gateway:
-    providers = [
-        sim.provider(V4, method="query") if k == "v4-query" else sim.provider(k) for k in keys
-    ]
-    return fake_gateway_for(*providers, **kwargs)
-
-
-def taken(sim: Simulator, to: str | None = None, text: str | None = None) -> int:
-    """How many times any simulated gateway took a message to ``to`` (with ``text``)."""
-    return sum(g.sent_count(to, text) for g in sim.gateways.values())
-
-
-def on_wire(sim: Simulator, receipt: Receipt) -> tuple[str, str]:
-    """(number, text) the gateway stored under the receipt's id."""
-    if receipt.provider == V4:
-        trxn, num = batch_parts(receipt.message_id) or (receipt.message_id, None)
-        rows = [m for m in sim.mimsms_v4.messages if m.trxn_id == trxn and num in (None, m.number)]
-        assert len(rows) == 1, receipt
-        return rows[0].number, rows[0].text
-    if receipt.provider == IMI:
-        imi = sim.imiconnect.messages[receipt.message_id]
-        return imi.msisdn, imi.text or ""
-    v3 = sim.mimsms_v3.messages[receipt.message_id]
-    return v3.to, v3.text
-
-
-def check_pairing(sim: Simulator, result: BulkResult, inputs: list[Any]) -> None:
-    """One outcome per input, in order; a receipt is for its own message, on the wire too."""
-    assert len(result) == len(result.messages) == len(inputs)
-    assert len(result.receipts) + len(result.errors) == len(inputs)
-    assert result.ok == (not result.errors)
-    fresh: set[tuple[str, str]] = set()
-    for item, message, outcome in zip(inputs, result.messages, result.outcomes, strict=True):
-        assert isinstance(outcome, Receipt | MimgwError)
-        if isinstance(item, Message):
-            assert message is item
-        if isinstance(outcome, Receipt):
-            assert isinstance(message, Message) and outcome.to == message.to
-            if message.idempotency_key is None:  # a key's replay is the first send's receipt
-                assert outcome.reference == message.reference
-                assert on_wire(sim, outcome) == (message.to, message.text)
-                assert (outcome.provider, outcome.message_id) not in fresh
-                fresh.add((outcome.provider, outcome.message_id))
-
-
-async def check_ledger_holds_all_taken(
-    sim: Simulator, gw: Gateway, messages: list[Message]
-) -> None:
-    """Every message (unique number) a gateway took is in the ledger; none went twice."""
-    unresolved = await gw.ledger.unresolved()
-    assert not [i for i in unresolved if i.state is IntentState.IN_FLIGHT]
-    open_refs = {i.reference for i in unresolved}
-    for m in messages:
-        assert taken(sim, m.to) <= 1, m
-        if taken(sim, m.to):
-            assert await gw.history(m.reference) or m.reference in open_refs, m
-    assert all(h["in_flight"] == 0 for h in gw.health().values())
-
 
 # -- bad items in the middle of a batch ---------------------------------------------------
 
@@ -174,10 +99,7 @@ async def test_bad_items_are_their_own_errors_and_the_rest_is_sent(
 @pytest.mark.parametrize(
     "poison", ["x" * (153 * 10 + 1), "win big at the casino"], ids=["11-segments", "blocked"]
 )
-@bug_in_batches(
-    "v4 refusing one text (209/205) of a DSMS batch sinks every recipient: nothing was sent, "
-    "the others are never tried (batch_route.py _request settles all slots with one error)"
-)
+@BATCH
 async def test_one_refused_text_does_not_sink_the_rest_of_its_batch(
     sim: Simulator, poison: str, batch: bool
 ) -> None:
@@ -190,6 +112,29 @@ async def test_one_refused_text_does_not_sink_the_rest_of_its_batch(
     assert isinstance(bad, ProviderError) and bad.kind is ErrorKind.CONTENT_REJECTED
     assert not bad.may_have_been_sent and taken(sim, number(3)) == 0
     assert [isinstance(o, Receipt) for o in result.outcomes] == [True] * 3 + [False] + [True] * 2
+
+
+async def test_a_same_text_batch_refused_for_its_text_is_refused_for_all_in_one_request(
+    sim: Simulator,
+) -> None:
+    sim.mimsms_v4.blocked_words = {"casino"}
+    gw = gw_for(sim, V4)
+    messages = [Message(to=number(i), text="win big at the casino") for i in range(6)]
+    result = await gw.send_bulk(messages)
+    check_pairing(sim, result, messages)
+    kinds = [o.kind for o in result.outcomes if isinstance(o, ProviderError)]
+    assert kinds == [ErrorKind.CONTENT_REJECTED] * 6 and taken(sim) == 0
+    assert sim.mimsms_v4.requests == 1  # one OneToMany, not a single per recipient after it
+
+
+async def test_a_batch_refused_for_one_number_is_sent_again_as_singles(sim: Simulator) -> None:
+    gw = gw_for(sim, V4)
+    sim.mimsms_v4.force("206", times=1)  # the batch request: "mobile number refused"
+    messages = [Message(to=number(i), text="same") for i in range(4)]
+    result = await gw.send_bulk(messages)
+    check_pairing(sim, result, messages)
+    assert result.ok and taken(sim) == 4
+    assert sim.mimsms_v4.requests == 1 + 4
 
 
 # -- text: Bangla, GSM, segment limits ------------------------------------------------------
@@ -252,10 +197,7 @@ async def test_a_keyed_campaign_run_twice_sends_each_key_once(
     assert [taken(sim, m.to, m.text) for m in messages] == [1] * 140 and taken(sim) == 140
 
 
-@bug_in_batches(
-    "a batch recipient whose key is IN_FLIGHT in this process gets OutcomeUnknownError, "
-    "docs/ledger.md says it waits (batch_route.py _live replays at once)"
-)
+@BATCH
 async def test_a_key_repeated_in_a_campaign_answers_every_copy_with_one_receipt(
     sim: Simulator, batch: bool
 ) -> None:
@@ -287,11 +229,6 @@ class RoundTripLedger(MemoryLedger):
         return [await MemoryLedger.begin(self, i) for i in intents]
 
 
-@bug(
-    "a batch's _hold_key overwrites a single's in-process hold of the same key; the second "
-    "to finish dels a missing _keyed entry: KeyError (batch_route.py:113/123, sending.py:115)",
-    raises=KeyError,
-)
 async def test_a_key_shared_by_a_batch_and_a_single_with_a_round_trip_ledger(
     sim: Simulator,
 ) -> None:
@@ -403,21 +340,18 @@ async def test_every_kind_of_source_and_concurrency(
         assert [x async for x in gw.stream_bulk(source_of(empty, []), batch=batch)] == []
 
 
-NAN = "concurrency=nan passes `limit < 1`, sends nothing, returns an EMPTY BulkResult (bulk.py:116)"
-STR = "concurrency='4' escapes as a raw TypeError from `limit < 1` (bulk.py:116)"
-NOT_ITERABLE = "a non-iterable source escapes as a raw TypeError (bulk.py _items)"
-
-
 @pytest.mark.parametrize(
     ("source", "concurrency", "error"),
     [
         ("pairs", 0, ConfigurationError),
         ("pairs", -1, ConfigurationError),
         ("one", None, InvalidMessageError),  # a single message, not an iterable of them
-        pytest.param("pairs", math.nan, ConfigurationError, marks=bug(NAN)),
-        pytest.param("pairs", "4", ConfigurationError, marks=bug(STR, raises=TypeError)),
-        pytest.param(None, None, InvalidMessageError, marks=bug(NOT_ITERABLE, raises=TypeError)),
-        pytest.param(5, None, InvalidMessageError, marks=bug(NOT_ITERABLE, raises=TypeError)),
+        ("pairs", math.nan, ConfigurationError),
+        ("pairs", "4", ConfigurationError),
+        ("pairs", True, ConfigurationError),
+        ("pairs", 2.5, ConfigurationError),
+        (None, None, InvalidMessageError),
+        (5, None, InvalidMessageError),
     ],
 )
 async def test_bad_arguments_are_refused_before_anything_is_sent(
@@ -430,15 +364,9 @@ async def test_bad_arguments_are_refused_before_anything_is_sent(
     assert taken(sim) == 0
 
 
-HANG = "an async source raising CancelledError hangs the campaign: _Reader._pump catches "
-HANG += "Exception only, window() waits on queue.get() for ever (bulk.py:283-289)"
-
-
 @BATCH
-@pytest.mark.parametrize(
-    "kind", ["gen", "agen", pytest.param("agen-cancelled", marks=bug(HANG, raises=TimeoutError))]
-)
-async def test_a_source_that_raises_midway_loses_nothing_the_gateway_took(
+@pytest.mark.parametrize("kind", ["gen", "agen", "agen-cancelled"])
+async def test_a_source_that_raises_midway_has_what_it_gave_sent_then_its_error_raised(
     sim: Simulator, kind: str, batch: bool
 ) -> None:
     gw = gw_for(sim, V4)
@@ -467,186 +395,18 @@ async def test_a_source_that_raises_midway_loses_nothing_the_gateway_took(
             seen.append(pair)
 
     try:
-        await asyncio.wait_for(consume(), 1 if kind == "agen-cancelled" else 10)  # hang guard
+        await asyncio.wait_for(consume(), 10)  # hang guard
     except TimeoutError:
         raise
     except asyncio.CancelledError:  # the source's own cancellation, passed on
         assert kind == "agen-cancelled"
-    except Exception as exc:  # the source's error, or a MimgwError raised from it
-        assert exc is boom or (isinstance(exc, MimgwError) and exc.__cause__ is boom)  # noqa: PT017
+    except Exception as exc:  # the source's own error, as it raised it
+        assert exc is boom  # noqa: PT017
     else:
         pytest.fail("the source's error was swallowed")
     await check_ledger_holds_all_taken(sim, gw, messages)
-    assert all(taken(sim, m.to) == isinstance(o, Receipt) for m, o in seen)
+    # every message the source gave was sent and reported before its error was raised
+    assert [m for m, _ in sorted(seen, key=lambda p: messages.index(p[0]))] == messages[:230]
+    assert all(isinstance(o, Receipt) and taken(sim, m.to) == 1 for m, o in seen)
     assert not any(taken(sim, m.to) for m in messages[230:])
     assert (await gw.send_bulk(messages[230:], batch=batch)).ok  # the gateway still works
-
-
-# -- a whole batch fails, a second gateway is there -----------------------------------------
-
-FAULTS: dict[str, Callable[[Simulator, str], object]] = {
-    "down": lambda s, g: s.fail(g, "connect_error", times=None),
-    "429": lambda s, g: s.fail(g, "status", times=None, status=429, headers={"Retry-After": "1"}),
-    "unavailable": lambda s, g: s.mimsms_v4.force("500", times=10_000),
-    "no-balance": lambda s, g: setattr(s.mimsms_v4, "balance", Decimal("0.10")),
-    "auth": lambda s, g: setattr(s.mimsms_v4, "api_key", "rotated"),
-}
-
-
-FAILOVER_CASES = [
-    *(((V4, IMI), fault) for fault in FAULTS),
-    *(((first, V4), fault) for first in (IMI, DINI) for fault in ("down", "429")),
-]
-
-
-@BATCH
-@pytest.mark.parametrize(("order", "fault"), FAILOVER_CASES)
-async def test_a_batch_that_provably_sent_nothing_fails_over_whole(
-    sim: Simulator, order: tuple[str, str], fault: str, batch: bool
-) -> None:
-    first, second = order
-    gw = gw_for(sim, *order)
-    FAULTS[fault](sim, first)  # after the providers took the simulator's credentials
-    messages = [Message(to=number(i), text="same" if i % 2 else f"own {i}") for i in range(150)]
-    result = await gw.send_bulk(messages, concurrency=3, batch=batch)
-    assert result.ok, {str(e)[:80] for e in result.errors}
-    check_pairing(sim, result, messages)
-    assert {r.provider for r in result.receipts} == {second}
-    assert sim.gateways[first].sent_count() == 0
-    for message in messages:
-        assert taken(sim, message.to, message.text) == 1
-        assert len(await gw.history(message.reference)) == 1
-    if second == IMI:  # re-planned as arrays there
-        assert (max(sim.imiconnect.batch_sizes) > 1) == batch
-
-
-@pytest.mark.parametrize("fault", ["read_timeout", "reset_after_send", "bare-502", "html-503"])
-@pytest.mark.parametrize(
-    ("batch", "on_unknown"), [(True, "raise"), (True, "failover"), (False, "raise")]
-)
-async def test_a_batch_of_unknown_outcome_is_unknown_for_all_and_never_resent(
-    sim: Simulator, fault: str, batch: bool, on_unknown: str
-) -> None:
-    if fault in ("bare-502", "html-503"):
-        status, body = (502, "") if fault == "bare-502" else (503, "<html>busy</html>")
-        sim.fail(V4, "status", times=2, status=status, body=body)
-    else:
-        sim.fail(V4, fault, times=2)  # type: ignore[arg-type]
-    gw = gw_for(sim, V4, IMI, on_unknown=on_unknown)
-    messages = [Message(to=number(i), text="same" if i < 100 else f"own {i}") for i in range(200)]
-    result = await gw.send_bulk(messages, concurrency=1, batch=batch)
-    check_pairing(sim, result, messages)
-    unknown = [m for m, o in result.items() if not isinstance(o, Receipt)]
-    assert len(unknown) == (200 if batch else 2)  # both batches / the first two singles
-    assert all(isinstance(e, OutcomeUnknownError) and e.may_have_been_sent for e in result.errors)
-    assert not any(sim.imiconnect.sent_count(m.to) for m in unknown)  # never re-sent anywhere
-    reached = fault in ("read_timeout", "reset_after_send")  # the gateway took it, then lost
-    lost = {m.reference for m in unknown}
-    assert [taken(sim, m.to) for m in messages] == [
-        int(reached or m.reference not in lost) for m in messages
-    ]
-    states = {i.reference: i.state for i in await gw.ledger.unresolved()}
-    assert states == dict.fromkeys(lost, IntentState.UNKNOWN)
-    await check_ledger_holds_all_taken(sim, gw, messages)
-
-
-# -- the consumer stops or is cancelled midway -------------------------------------------------
-
-
-@BATCH
-@pytest.mark.parametrize("how", ["stream", "send_bulk"])
-async def test_cancelling_a_campaign_midway_then_running_it_again(
-    sim: Simulator, how: str, batch: bool
-) -> None:
-    sim.fail(V4, "delay", times=None, seconds=0.005)
-    gw = gw_for(sim, V4)
-    messages = [Message(to=number(i), text=f"c {i}", idempotency_key=f"c{i}") for i in range(400)]
-
-    async def consume() -> None:
-        if how == "send_bulk":
-            await gw.send_bulk(messages, concurrency=2, batch=batch)
-            return
-        async for _ in gw.stream_bulk(messages, concurrency=2, batch=batch):
-            pass
-
-    task = asyncio.ensure_future(consume())
-    for _ in range(10_000):
-        if taken(sim) >= (100 if batch else 10) or task.done():
-            break
-        await asyncio.sleep(0.001)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert 0 < taken(sim) < 400
-    await check_ledger_holds_all_taken(sim, gw, messages)
-    unknown = {i.reference for i in await gw.ledger.unresolved()}
-    sim.faults.clear()
-    again = await gw.send_bulk(messages, batch=batch)
-    check_pairing(sim, again, messages)
-    for message, outcome in again.items():  # sent before or now, or unknown: never twice
-        if message.reference in unknown:
-            assert isinstance(outcome, OutcomeUnknownError) and taken(sim, message.to) <= 1
-        else:
-            assert isinstance(outcome, Receipt) and taken(sim, message.to) == 1, outcome
-
-
-@bug(
-    "aclose() of stream_bulk leaves its sends running, intents IN_FLIGHT: the inner _run_bulk "
-    "generator is not closed, its finally waits for the GC (bulk.py:103)"
-)
-async def test_closing_a_stream_early_waits_for_the_sends_under_way(sim: Simulator) -> None:
-    sim.fail(V4, "delay", times=1, seconds=0)
-    sim.fail(V4, "delay", times=None, seconds=0.05)
-    gw = gw_for(sim, V4)
-    messages = [Message(to=number(i), text=f"s {i}") for i in range(40)]
-    stream = cast(AsyncGenerator[Any, None], gw.stream_bulk(messages, concurrency=4, batch=False))
-    async with contextlib.aclosing(stream):
-        async for _ in stream:
-            break
-    in_flight = gw.health()[V4]["in_flight"]
-    open_ = [i.state for i in await gw.ledger.unresolved() if i.state is IntentState.IN_FLIGHT]
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    if others:  # tidy up before asserting (a bound, not a timing assertion)
-        await asyncio.wait(others, timeout=5)
-    assert (in_flight, open_) == (0, [])
-    await check_ledger_holds_all_taken(sim, gw, messages)
-
-
-# -- pairing under a random mix --------------------------------------------------------------
-
-
-@BATCH
-@pytest.mark.parametrize("seed", range(4))
-async def test_a_random_campaign_pairs_every_outcome_with_its_own_message(
-    sim: Simulator, seed: int, batch: bool
-) -> None:
-    rng = random.Random(seed)
-    if rng.random() < 0.5:
-        sim.fail(V4, "connect_error", times=rng.randint(1, 6))
-    sim.mimsms_v4.force("500", times=rng.randint(0, 4))
-    sim.imiconnect.force("5002", times=rng.randint(0, 3))  # a refusal of one array item
-    sim.mimsms_v4.blocked_words = {"casino"}
-    gw = gw_for(sim, *rng.choice([(V4, IMI), (IMI, V4)]))
-    items: list[Any] = []
-    for i in range(rng.randint(150, 260)):
-        text = rng.choice(["same", "আবার", f"own {i}", f"casino {i}", "x" * 300])
-        to = rng.choice([number(i), f"+88{number(i)}", number(rng.randint(0, 20)), "+447400123456"])
-        items.append(rng.choice([Message(to=to, text=text)] * 6 + [(to, ""), ("02-555", text)]))
-    pairs = [p async for p in gw.stream_bulk(items, concurrency=rng.choice([1, 2, 7]), batch=batch)]
-    index = {id(item): n for n, item in enumerate(items)}
-    assert sorted(index[id(m)] for m, _ in pairs) == list(range(len(items)))
-    ordered = sorted(pairs, key=lambda p: index[id(p[0])])
-    result = BulkResult(
-        messages=tuple(m for m, _ in ordered), outcomes=tuple(o for _, o in ordered)
-    )
-    check_pairing(sim, result, items)
-    for message, outcome in result.items():
-        if not isinstance(message, Message):
-            assert isinstance(outcome, InvalidMessageError)
-        elif "casino" in message.text and isinstance(outcome, Receipt):
-            assert outcome.provider == IMI  # v4 refuses it (205): only IMIconnect takes it
-    for to, text in {(m.to, m.text) for m in result.messages if isinstance(m, Message)}:
-        receipts = [
-            o for m, o in result.items() if isinstance(o, Receipt) and (m.to, m.text) == (to, text)
-        ]
-        assert taken(sim, to, text) == len(receipts), (to, text)

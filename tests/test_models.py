@@ -60,6 +60,18 @@ def test_model_validate_also_raises_typed_errors() -> None:
     assert Message.model_validate({"to": "01712345678", "text": "x"}).to == "8801712345678"
 
 
+def test_model_validate_describes_each_problem_once() -> None:
+    with pytest.raises(InvalidMessageError) as caught:
+        Message.model_validate({"to": "01712345678", "text": "x", "bogus": 1})
+    assert str(caught.value) == "invalid message: bogus: Extra inputs are not permitted"
+    with pytest.raises(InvalidMessageError) as caught:
+        Message.model_validate({"to": "0171", "text": " "})
+    assert str(caught.value).startswith("invalid message: to: not a valid Bangladeshi mobile")
+    assert str(caught.value).count("invalid message") == 1 and "text: must not be empty" in str(
+        caught.value
+    )
+
+
 def test_send_at_becomes_utc() -> None:
     dhaka = timezone(timedelta(hours=6))
     m = Message(to="01712345678", text="x", send_at=datetime(2030, 1, 1, 12, tzinfo=dhaka))
@@ -108,6 +120,7 @@ def test_bulk_result_is_ordered_and_typed() -> None:
     assert not result.ok
     assert list(result.items()) == [(ok, receipt), (bad, error)]
     assert "accepted=1" in repr(result)
+    assert str(result) == repr(result)  # a campaign's str is not every message in it
 
 
 def test_bulk_result_needs_one_outcome_per_message() -> None:

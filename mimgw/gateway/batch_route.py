@@ -11,7 +11,11 @@ next gateway, where it is planned again (as batches or singles). A batch of unkn
 outcome is unknown for every recipient in it and is never re-sent, whatever
 ``on_unknown`` says (that setting applies to singles). An error the gateway gives
 for one recipient of an answered batch is that recipient's, under the rules for a
-single.
+single. A batch refused whole, provably unsent, for a reason that may be one
+recipient's (its number, its text, a malformed item) is sent again as singles on the
+same gateway, so that one bad message does not sink the others (a same-text batch
+refused for its content is refused for every recipient). A key this process is
+already sending waits for that send, as a single does.
 """
 
 from __future__ import annotations
@@ -97,31 +101,32 @@ class BatchRouteMixin(SendingMixin):
         ``plan``, when given, is one batch of all of them for ``order[0]``."""
         if self._pending:
             await self.flush()
-        now = self._now()
-        intents = Intent.for_messages(messages, now=now)
-        slots = [Slot(m, i.id, o) for m, i, o in zip(messages, intents, outgoing, strict=True)]
+        events = await self._hold_keys([m.idempotency_key for m in messages])
         try:
-            held = await complete(partial(self.ledger.begin_many, intents), grace=RECORD_GRACE)
-        except TimeoutError:
-            error = LedgerError("ledger: writing the send intents timed out; nothing sent")
-            return [error] * len(slots)
-        except MimgwError as exc:
-            return [exc] * len(slots)
-        live = self._live(slots, held)
-        del intents, held  # while requests are under way, a recipient's slot is all there is
-        keys = [s.message.idempotency_key for s in live if s.message.idempotency_key]
-        events = {key: self._hold_key(key) for key in keys}
-        try:
-            await self._route_batch(live, order, pin, plan if len(live) == len(slots) else None)
-        finally:
-            # cancelled or not: every recipient's outcome is written (unknown when a
-            # request was under way), then the keys are released
+            now = self._now()
+            intents = Intent.for_messages(messages, now=now)
+            slots = [Slot(m, i.id, o) for m, i, o in zip(messages, intents, outgoing, strict=True)]
             try:
-                await self._finish_slots(live, now)
+                held = await complete(partial(self.ledger.begin_many, intents), grace=RECORD_GRACE)
+            except TimeoutError:
+                error = LedgerError("ledger: writing the send intents timed out; nothing sent")
+                return [error] * len(slots)
+            except MimgwError as exc:
+                return [exc] * len(slots)
+            except BaseException:  # cancelled: the intents may be written, nothing was sent
+                await self._finish_slots(slots, now)
+                raise
+            live = self._live(slots, held)
+            del intents, held  # while requests are under way, a slot is all there is
+            try:
+                plan = plan if len(live) == len(slots) else None
+                await self._route_batch(live, order, pin, plan)
             finally:
-                for key, event in events.items():
-                    del self._keyed[key]
-                    event.set()
+                # cancelled or not: every recipient's outcome is written (unknown when a
+                # request was under way)
+                await self._finish_slots(live, now)
+        finally:
+            self._release_keys(events)
         return [s.outcome if s.outcome is not None else _lost() for s in slots]
 
     def _live(self, slots: list[Slot], held: list[Intent]) -> list[Slot]:
@@ -137,9 +142,19 @@ class BatchRouteMixin(SendingMixin):
                 slot.outcome = exc
         return live
 
-    def _hold_key(self, key: str) -> anyio.Event:
-        event = self._keyed[key] = anyio.Event()
-        return event
+    async def _hold_keys(self, keys: Sequence[str | None]) -> dict[str, anyio.Event]:
+        """Wait until no send of this process holds any of ``keys``, then hold them all
+        (holding none while waiting: two batches never wait for each other)."""
+        wanted = [key for key in keys if key is not None]
+        while held := next((e for k in wanted if (e := self._keyed.get(k)) is not None), None):
+            await held.wait()
+        return {key: self._keyed.setdefault(key, anyio.Event()) for key in wanted}
+
+    def _release_keys(self, events: dict[str, anyio.Event]) -> None:
+        for key, event in events.items():
+            if self._keyed.get(key) is event:
+                del self._keyed[key]
+            event.set()
 
     async def _finish_slots(self, slots: list[Slot], created_at: datetime) -> None:
         now = self._now()
@@ -198,20 +213,11 @@ class BatchRouteMixin(SendingMixin):
                             moving.append(slot)
                         continue
                 ready.append(slot)
-            planned: list[tuple[Batch, list[Slot]]] = []
-            singles: list[int] = []
             if position == 0 and plan is not None and len(ready) == len(plan.outgoing):
-                planned = [(plan, ready)]  # the caller planned it for this gateway
-            elif (adapter := adapter_for(provider)) is not None and len(ready) > 1:
-                prepared = [s.outgoing for s in ready if s.outgoing is not None]
-                batches, singles = adapter.plan(provider, prepared)
-                planned = [(b, [ready[i] for i in b.members]) for b in batches]
+                # the caller planned it for this gateway
+                moving += await self._request(name, plan, ready, pin, started)
             else:
-                singles = list(range(len(ready)))
-            for batch, members in planned:
-                moving += await self._request(name, batch, members, pin, started)
-            for index in singles:
-                moving += await self._request(name, None, [ready[index]], pin, started)
+                moving += await self._send_planned(name, ready, pin, started)
             for slot in moving:
                 slot.outgoing = None
             waiting = moving
@@ -223,6 +229,26 @@ class BatchRouteMixin(SendingMixin):
                 slot.settle((invalid or slot.refusals)[0])
             else:
                 slot.settle(AllProvidersFailedError(slot.errors))
+
+    async def _send_planned(
+        self, name: str, ready: list[Slot], pin: str | None, started: float
+    ) -> list[Slot]:
+        """``ready`` (prepared for ``name``) as the gateway's batches and singles; returns
+        the slots that move on."""
+        provider = self._providers[name]
+        adapter = adapter_for(provider)
+        batches: list[Batch] = []
+        singles = list(range(len(ready)))
+        if adapter is not None and len(ready) > 1:
+            prepared = [s.outgoing for s in ready if s.outgoing is not None]
+            batches, singles = adapter.plan(provider, prepared)
+        moving: list[Slot] = []
+        for batch in batches:
+            members = [ready[i] for i in batch.members]
+            moving += await self._request(name, batch, members, pin, started)
+        for index in singles:
+            moving += await self._request(name, None, [ready[index]], pin, started)
+        return moving
 
     async def _request(
         self, name: str, batch: Batch | None, slots: list[Slot], pin: str | None, started: float
@@ -258,6 +284,19 @@ class BatchRouteMixin(SendingMixin):
                 results = await self._call(name, "submit", batch.send, started=started, trace=trace)
         except ProviderError as exc:
             maybe = exc.may_have_been_sent or trace.maybe_sent
+            if not maybe and len(slots) > 1 and _maybe_one_recipients(exc, slots):
+                for slot in slots:
+                    slot.trace = None  # this request provably sent none of them
+                log.info(
+                    "%s: a batch of %d refused whole (%s); sent as singles",
+                    name,
+                    len(slots),
+                    exc.kind.value,
+                )
+                alone: list[Slot] = []
+                for slot in slots:
+                    alone += await self._request(name, None, [slot], pin, started)
+                return alone
             failed = _attempt(name, exc.kind, maybe)
             for slot in slots:
                 slot.attempts += (failed,)
@@ -284,6 +323,22 @@ class BatchRouteMixin(SendingMixin):
                     continue
             slot.settle(result, maybe_sent=maybe)
         return moving
+
+
+_ONE_RECIPIENTS = frozenset(
+    {ErrorKind.RECIPIENT_REJECTED, ErrorKind.CONTENT_REJECTED, ErrorKind.REQUEST_REJECTED}
+)
+
+
+def _maybe_one_recipients(exc: ProviderError, slots: list[Slot]) -> bool:
+    """Whether a whole batch's refusal may be the fault of some of its recipients only
+    (a same-text batch refused for its content is refused for all of them)."""
+    if exc.kind not in _ONE_RECIPIENTS:
+        return False
+    if exc.kind is ErrorKind.CONTENT_REJECTED:
+        text = slots[0].message.text
+        return any(s.message.text != text for s in slots)
+    return True
 
 
 def _lost() -> MimgwError:  # pragma: no cover - every slot is settled or the call raised

@@ -7,14 +7,24 @@ up to the gateway's batch size), so a campaign of any size runs in constant memo
 :class:`~mimgw.Message`, a ``(to, text)`` pair or a mapping of Message fields; an item
 that is not a valid message is that item's ``InvalidMessageError``. If the consumer of
 a stream stops early or is cancelled, the sends under way are cancelled and waited for;
-each records in the ledger what it knows.
+each records in the ledger what it knows. If the source itself raises, what it gave so
+far is sent and reported as usual, then its error is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from functools import partial
 from typing import Any
 
@@ -90,7 +100,7 @@ class BulkMixin(BatchRouteMixin):
         concurrency: int | None = None,
         provider: str | None = None,
         batch: bool = True,
-    ) -> AsyncIterator[tuple[Message | Any, Outcome]]:
+    ) -> AsyncGenerator[tuple[Message | Any, Outcome], None]:
         """Send every item, yielding ``(message, outcome)`` in completion order.
 
         At most ``concurrency`` sends run at once (default
@@ -100,9 +110,13 @@ class BulkMixin(BatchRouteMixin):
         ``message`` is the :class:`Message` sent, or the input item when it was not a
         valid message.
         """
-        async for done in self._run_bulk(messages, concurrency, provider, batch):
-            for _, item, outcome in done:
-                yield item, outcome
+        # closed with the stream: a consumer's break or aclose() ends the sends at once
+        async with contextlib.aclosing(
+            self._run_bulk(messages, concurrency, provider, batch)
+        ) as runs:
+            async for done in runs:
+                for _, item, outcome in done:
+                    yield item, outcome
 
     async def _run_bulk(
         self,
@@ -110,11 +124,16 @@ class BulkMixin(BatchRouteMixin):
         concurrency: int | None,
         provider: str | None,
         batch: bool,
-    ) -> AsyncIterator[list[Done]]:
+    ) -> AsyncGenerator[list[Done], None]:
         """The outcomes of each unit of work (a batch or a single) as it completes."""
         limit = self.default_concurrency if concurrency is None else concurrency
-        if limit < 1:
-            raise ConfigurationError("concurrency must be at least 1")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"concurrency must be a whole number >= 1, not {limit!r}")
+        if not isinstance(messages, Iterable | AsyncIterable):
+            raise InvalidMessageError(
+                "send_bulk takes an iterable or async iterable of messages, "
+                f"not {type(messages).__name__}"
+            )
         if provider is not None:
             self._provider(provider)
         reader = _Reader(_items(messages), lingers=isinstance(messages, AsyncIterable))
@@ -133,6 +152,8 @@ class BulkMixin(BatchRouteMixin):
                         continue
                     running.add(asyncio.ensure_future(backlog.popleft()()))
                 if not running:
+                    if reader.failed is not None:  # the source's own error, after its items
+                        raise reader.failed
                     return
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
@@ -239,6 +260,8 @@ class _Reader:
         self._task: asyncio.Task[None] | None = None
         self._index = 0
         self.done = False
+        self.failed: BaseException | None = None
+        """What the source raised (it gives nothing more)."""
 
     async def window(self, size: int, linger: float) -> tuple[int, list[Any]]:
         """The index of the next item, and up to ``size`` items from there."""
@@ -249,6 +272,9 @@ class _Reader:
                     items.append(await anext(self._source))
                 except StopAsyncIteration:
                     self.done = True
+                    break
+                except Exception as exc:  # the items read so far still go out
+                    self.done, self.failed = True, exc
                     break
         else:
             queue = self._start(size)
@@ -267,8 +293,8 @@ class _Reader:
                     self.done = True
                     break
                 if isinstance(item, _Failed):
-                    self.done = True
-                    raise item.error
+                    self.done, self.failed = True, item.error
+                    break
                 items.append(item)
         start = self._index
         self._index += len(items)
@@ -284,8 +310,15 @@ class _Reader:
         try:
             async for item in self._source:
                 await queue.put(item)
-        except Exception as exc:  # handed to the consumer, raised where it reads
+        except BaseException as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # aclose(): the reader is done
+                raise
+            # the source's own error (a CancelledError of its own included): handed to
+            # the consumer and raised where it reads, so the campaign never waits forever
             await queue.put(_Failed(exc))
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
             return
         await queue.put(_END)
 
@@ -299,5 +332,5 @@ class _Reader:
 class _Failed:
     __slots__ = ("error",)
 
-    def __init__(self, error: Exception) -> None:
+    def __init__(self, error: BaseException) -> None:
         self.error = error

@@ -112,7 +112,8 @@ class SendingMixin(GatewayCore):
         try:
             return await self._submit_once(message, pin, attempt)
         finally:
-            del self._keyed[key]
+            if self._keyed.get(key) is done:
+                del self._keyed[key]
             done.set()
 
     async def _submit_once(self, message: Message, pin: str | None, attempt: int) -> Receipt:
