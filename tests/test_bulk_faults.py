@@ -32,7 +32,7 @@ from mimgw import (
     OutcomeUnknownError,
     Receipt,
 )
-from mimgw.ledger import IntentState
+from mimgw.ledger import Intent, IntentState, MemoryLedger
 from mimgw.simulator import Simulator
 
 # -- a whole batch fails, a second gateway is there -----------------------------------------
@@ -141,6 +141,39 @@ async def test_cancelling_a_campaign_midway_then_running_it_again(
             assert isinstance(outcome, OutcomeUnknownError) and taken(sim, message.to) <= 1
         else:
             assert isinstance(outcome, Receipt) and taken(sim, message.to) == 1, outcome
+
+
+class SlowIntentsLedger(MemoryLedger):
+    """``begin_many`` waits for ``release`` (a database round trip that takes a while)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def begin_many(self, intents: Any) -> list[Intent]:
+        self.entered.set()
+        await self.release.wait()
+        return await super().begin_many(intents)
+
+
+async def test_a_batch_cancelled_while_its_intents_are_written_leaves_none_in_flight(
+    sim: Simulator,
+) -> None:
+    ledger = SlowIntentsLedger()
+    gw = gw_for(sim, V4, ledger=ledger)
+    messages = [Message(to=number(i), text=f"c {i}", idempotency_key=f"c{i}") for i in range(5)]
+    task = asyncio.ensure_future(gw.send_bulk(messages))
+    await ledger.entered.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    ledger.release.set()  # the write completes (it is shielded), then the cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert taken(sim) == 0
+    states = {(await gw.ledger.intent(m.idempotency_key or "")).state for m in messages}  # type: ignore[union-attr]
+    assert states == {IntentState.NOT_SENT}  # provably never sent: the keys are free again
+    assert (await gw.send_bulk(messages)).ok and taken(sim) == 5
 
 
 async def test_closing_a_stream_early_waits_for_the_sends_under_way(sim: Simulator) -> None:
