@@ -137,6 +137,22 @@ async def test_a_batch_refused_for_one_number_is_sent_again_as_singles(sim: Simu
     assert sim.mimsms_v4.requests == 1 + 4
 
 
+async def test_an_imiconnect_array_refused_whole_is_not_sent_again_item_by_item(
+    sim: Simulator,
+) -> None:
+    # IMIconnect answers every item itself: a refusal of the whole array is the request's
+    body = '{"code": "4001", "description": "invalid request"}'
+    headers = {"content-type": "application/json"}
+    sim.fail(IMI, "status", times=1, status=200, body=body, headers=headers)
+    gw = gw_for(sim, IMI)
+    messages = [Message(to=number(i), text=f"i {i}") for i in range(5)]
+    result = await gw.send_bulk(messages)
+    check_pairing(sim, result, messages)
+    kinds = [o.kind for o in result.outcomes if isinstance(o, ProviderError)]
+    assert kinds == [ErrorKind.REQUEST_REJECTED] * 5
+    assert taken(sim) == 0 and sim.imiconnect.requests == 0  # nothing after the refusal
+
+
 # -- text: Bangla, GSM, segment limits ------------------------------------------------------
 
 BN = "ক"

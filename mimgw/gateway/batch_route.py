@@ -11,10 +11,11 @@ next gateway, where it is planned again (as batches or singles). A batch of unkn
 outcome is unknown for every recipient in it and is never re-sent, whatever
 ``on_unknown`` says (that setting applies to singles). An error the gateway gives
 for one recipient of an answered batch is that recipient's, under the rules for a
-single. A batch refused whole, provably unsent, for a reason that may be one
-recipient's (its number, its text, a malformed item) is sent again as singles on the
-same gateway, so that one bad message does not sink the others (a same-text batch
-refused for its content is refused for every recipient). A key this process is
+single. A batch a gateway answers all or nothing (MiMSMS v4) refused whole, provably
+unsent, for a reason that may be one recipient's (its number, its text, a malformed
+item) is sent again as singles on the same gateway, so that one bad message does not
+sink the others (a same-text batch refused for its content is refused for every
+recipient). A key this process is
 already sending waits for that send, as a single does.
 """
 
@@ -284,7 +285,8 @@ class BatchRouteMixin(SendingMixin):
                 results = await self._call(name, "submit", batch.send, started=started, trace=trace)
         except ProviderError as exc:
             maybe = exc.may_have_been_sent or trace.maybe_sent
-            if not maybe and len(slots) > 1 and _maybe_one_recipients(exc, slots):
+            whole = batch is not None and batch.all_or_nothing and len(slots) > 1
+            if whole and not maybe and _maybe_one_recipients(exc, slots):
                 for slot in slots:
                     slot.trace = None  # this request provably sent none of them
                 log.info(

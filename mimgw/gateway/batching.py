@@ -78,6 +78,10 @@ class Batch:
     send: SendBatch
     endpoint: str
     outgoing: list[Outgoing] = field(default_factory=list, repr=False)
+    all_or_nothing: bool = False
+    """The gateway answers the request with one code for every recipient, so a refusal
+    of the whole may be one recipient's fault (MiMSMS v4); IMIconnect answers each item
+    itself, so a refusal of the whole request is the request's."""
 
 
 class BatchAdapter(Protocol):
@@ -155,7 +159,8 @@ class _MimSmsV4Batches:
             send = v4._one_to_many if many else v4._dynamic
             return list(await send(items, name_each=recipient_id))
 
-        return Batch(members, send, "one_to_many" if many else "dsms", items)
+        endpoint = "one_to_many" if many else "dsms"
+        return Batch(members, send, endpoint, items, all_or_nothing=True)
 
 
 class _IMIconnectBatches:
