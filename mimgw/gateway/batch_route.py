@@ -37,7 +37,7 @@ from mimgw.errors import (
     OutcomeUnknownError,
     ProviderError,
 )
-from mimgw.gateway.batching import Batch, adapter_for
+from mimgw.gateway.batching import SHARED_BATCH_IDS, Batch, adapter_for, orphaned_report
 from mimgw.gateway.core import Trace
 from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE, SendingMixin
 from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
@@ -185,11 +185,23 @@ class BatchRouteMixin(SendingMixin):
                 # state (the redelivery mixin settles or reschedules it)
                 if entry is not None and entry.state.final and not entry.settled:
                     await self._after_record(entry)
+            await self._adopt_orphans([i.receipt for i, _, _ in items if i.receipt is not None])
 
         try:
             await complete(write, grace=RECORD_GRACE)
         except (MimgwError, TimeoutError) as exc:  # never turn accepted messages into errors
             log.error("ledger: recording the outcomes of a batch failed: %r", exc)
+
+    async def _adopt_orphans(self, receipts: list[Receipt]) -> None:
+        """Reports a gateway sharing one id per batch pushed before this batch's submit
+        was recorded go to their recipients with the next :meth:`flush`."""
+        by_provider: dict[str, list[Receipt]] = {}
+        for receipt in receipts:
+            provider = self._providers.get(receipt.provider)
+            if provider is not None and provider.kind in SHARED_BATCH_IDS:
+                by_provider.setdefault(receipt.provider, []).append(receipt)
+        for name, found in by_provider.items():
+            self._pending += await orphaned_report(self.ledger, name, found)
 
     async def _route_batch(
         self, slots: list[Slot], order: list[str], pin: str | None, plan: Batch | None

@@ -46,6 +46,7 @@ __all__ = [
     "adapter_for",
     "batch_parts",
     "batch_report",
+    "orphaned_report",
     "plain",
     "recipient_id",
 ]
@@ -224,19 +225,50 @@ SHARED_BATCH_IDS = frozenset({"mimsms_v4"})
 
 
 async def batch_report(ledger: Ledger, report: DeliveryReport, kind: str | None) -> DeliveryReport:
-    """``report`` with the derived id of a batch recipient when the report names the
-    batch id and the number, and only the recipient's entry exists in the ledger.
-    Only gateways of a ``kind`` in :data:`SHARED_BATCH_IDS` pay the extra lookups."""
+    """``report`` under the derived id of a batch recipient when it names a batch id and
+    a number that belongs to one. Only gateways of a ``kind`` in
+    :data:`SHARED_BATCH_IDS` pay the lookups.
+
+    - The recipient's entry exists: its derived id.
+    - An entry under the plain id exists: a single's (submitted), or a report that beat
+      its submit for the same number: the plain id. One for another number is a
+      sibling's that beat the batch: this report takes its own derived id, not that one.
+    - Neither: the plain id, as a single's report before its submit would be; when the
+      batch's submit is recorded, :func:`orphaned_report` moves it to its recipient.
+    """
     if kind not in SHARED_BATCH_IDS:
         return report
     if report.to is None or batch_parts(report.message_id) is not None:
         return report
-    if await ledger.get(report.provider, report.message_id) is not None:
-        return report
     derived = recipient_id(report.message_id, report.to)
-    if await ledger.get(report.provider, derived) is None:
+    if await ledger.get(report.provider, derived) is not None:
+        return report.model_copy(update={"message_id": derived})
+    plain_entry = await ledger.get(report.provider, report.message_id)
+    if plain_entry is None or plain_entry.submitted or plain_entry.to in (None, report.to):
         return report
     return report.model_copy(update={"message_id": derived})
+
+
+async def orphaned_report(
+    ledger: Ledger, provider: str, receipts: Sequence[Receipt]
+) -> list[DeliveryReport]:
+    """Reports that reached the ledger under a batch's plain id before the batch's
+    submit was recorded (see :func:`batch_report`), re-addressed to their recipients:
+    one lookup per batch id among ``receipts`` (one request's recipients)."""
+    recipients: dict[str, set[str]] = {}
+    for receipt in receipts:
+        parts = batch_parts(receipt.message_id)
+        if parts is not None:
+            recipients.setdefault(parts[0], set()).add(receipt.message_id)
+    moved: list[DeliveryReport] = []
+    for batch_id, ids in recipients.items():
+        entry = await ledger.get(provider, batch_id)
+        if entry is None or entry.submitted or entry.report is None or entry.to is None:
+            continue
+        derived = recipient_id(batch_id, entry.to)
+        if derived in ids:
+            moved.append(entry.report.model_copy(update={"message_id": derived}))
+    return moved
 
 
 def plain(message: Message) -> bool:

@@ -87,7 +87,8 @@ class SqliteLedger(Ledger):
         with self._start_lock:
             if self._closed:
                 raise LedgerError("the SQLite ledger is closed")
-            if self._writer is None:
+            failed = self._writer is not None and self._writer.open_error is not None
+            if self._writer is None or failed:  # a file that could not be opened: try again
                 self._writer = Writer(self.path, self._busy_timeout)
                 self._writer.start()
             return self._writer
