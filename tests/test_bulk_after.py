@@ -138,17 +138,7 @@ async def test_v4_dlr_rows_land_on_each_batch_recipient(
         assert {r.message_id for r in told} == {result.receipts[i].message_id for i in ROWS}
 
 
-NUMBERLESS_FIRST = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a row naming no number that beats a v4 batch's submit takes the bare trxnId; "
-    "batch_report then files the recipients' own early rows there too and they are lost",
-)
-
-
-@pytest.mark.parametrize(
-    "first",
-    ["early", "numberless-late", pytest.param("numberless-early", marks=NUMBERLESS_FIRST)],
-)
+@pytest.mark.parametrize("first", ["early", "numberless-late", "numberless-early"])
 async def test_every_row_of_a_batch_reaches_its_own_recipient(sim: Simulator, first: str) -> None:
     clock, ledger = FakeClock(), MemoryLedger()
     dlr_worker = fake_gateway_for(sim.provider(V4), ledger=ledger)  # another worker's DLR feed

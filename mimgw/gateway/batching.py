@@ -231,8 +231,8 @@ async def batch_report(ledger: Ledger, report: DeliveryReport, kind: str | None)
 
     - The recipient's entry exists: its derived id.
     - An entry under the plain id exists: a single's (submitted), or a report that beat
-      its submit for the same number: the plain id. One for another number is a
-      sibling's that beat the batch: this report takes its own derived id, not that one.
+      its submit for the same number: the plain id. One for another number (or a row
+      that named none) beat the batch: this report takes its own derived id.
     - Neither: the plain id, as a single's report before its submit would be; when the
       batch's submit is recorded, :func:`orphaned_report` moves it to its recipient.
     """
@@ -244,7 +244,7 @@ async def batch_report(ledger: Ledger, report: DeliveryReport, kind: str | None)
     if await ledger.get(report.provider, derived) is not None:
         return report.model_copy(update={"message_id": derived})
     plain_entry = await ledger.get(report.provider, report.message_id)
-    if plain_entry is None or plain_entry.submitted or plain_entry.to in (None, report.to):
+    if plain_entry is None or plain_entry.submitted or plain_entry.to == report.to:
         return report
     return report.model_copy(update={"message_id": derived})
 

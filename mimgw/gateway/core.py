@@ -35,6 +35,7 @@ __all__ = [
     "GatewayCore",
     "Hook",
     "OnUnknown",
+    "Recorded",
     "Strategy",
     "Trace",
 ]
@@ -66,6 +67,16 @@ class Trace:
         """A request to a gateway is under way (cancelled now: it may have been sent)."""
         self.maybe_sent = False
         """Some attempt may have sent the message."""
+
+
+class Recorded:
+    """A queued report already in the ledger whose callbacks have yet to hear of it (a
+    flush was interrupted between the two)."""
+
+    __slots__ = ("report",)
+
+    def __init__(self, report: DeliveryReport) -> None:
+        self.report = report
 
 
 class GatewayCore:
@@ -114,7 +125,7 @@ class GatewayCore:
         self._rng = rng or random.Random()  # noqa: S311 - load spreading, not security
         self._turn = itertools.count()
         self._now = now
-        self._pending: list[WebhookItem] = []
+        self._pending: list[WebhookItem | Recorded] = []
         self._report_hooks: list[Hook[DeliveryReport]] = []
         self._inbound_hooks: list[Hook[InboundMessage]] = []
         self._keyed: dict[str, anyio.Event] = {}

@@ -3,8 +3,11 @@
 Providers call :meth:`HooksMixin._on_item` (a plain function) for everything they
 parse. Items wait in a queue until :meth:`HooksMixin.flush` records each report in the
 ledger and then awaits the callbacks registered with :meth:`on_report` and
-:meth:`on_inbound`. An item leaves the queue only once recorded and told: a ledger
-failure or a cancellation puts the rest back for the next flush.
+:meth:`on_inbound`. The report callbacks hear only reports that moved a message's
+state (a duplicate or stale one changes nothing and is told to nobody). An item leaves
+the queue only once recorded and told: a ledger failure or a cancellation puts the
+rest back for the next flush (a report recorded but not yet told goes back marked so,
+and is told then).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TypeVar
 
 from mimgw.errors import MimgwError
 from mimgw.gateway.batching import batch_report
-from mimgw.gateway.core import GatewayCore, Hook
+from mimgw.gateway.core import GatewayCore, Hook, Recorded
 from mimgw.models import DeliveryReport, InboundMessage
 from mimgw.providers.base import ReportListener, WebhookItem
 
@@ -76,13 +79,22 @@ class HooksMixin(GatewayCore):
             batch, self._pending = self._pending, []
             for index, item in enumerate(batch):
                 try:
-                    if isinstance(item, DeliveryReport):
+                    if isinstance(item, Recorded):  # recorded by an interrupted flush
+                        report = item.report
+                        entry = await self.ledger.get(report.provider, report.message_id)
+                        if entry is not None:
+                            await self._after_record(entry)
+                        await _tell(self._report_hooks, report)
+                    elif isinstance(item, DeliveryReport):
                         sender = self._providers.get(item.provider)
                         kind = sender.kind if sender is not None else None
                         item = await batch_report(self.ledger, item, kind)
-                        entry, _changed = await self.ledger.record_report(item)
+                        entry, changed = await self.ledger.record_report(item)
+                        if changed:
+                            batch[index] = Recorded(item)  # to be told, whatever happens now
                         await self._after_record(entry)
-                        await _tell(self._report_hooks, item)
+                        if changed:
+                            await _tell(self._report_hooks, item)
                     else:
                         await _tell(self._inbound_hooks, item)
                 except MimgwError:

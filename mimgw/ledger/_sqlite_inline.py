@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from mimgw.ledger._sqlite_writer import JOURNAL_SIZE_LIMIT, Writer
+from mimgw.ledger._sqlite_writer import JOURNAL_SIZE_LIMIT, Writer, busy
 from mimgw.ledger.entry import LedgerError
 
 __all__ = ["CHECKPOINT_EVERY", "COMMITS_LIMIT", "Inline", "Later"]
@@ -46,15 +46,8 @@ COMMITS_LIMIT = 1024
 pages: 32 MiB of WAL at most, half the journal size limit, before writes wait for a
 checkpoint)."""
 
-_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
 class Later(Exception):
     """Not done inline, and nothing written: hand the call to the writer thread."""
-
-
-def _busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _BUSY
 
 
 class Inline:
@@ -96,7 +89,7 @@ class Inline:
                 db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(db)
-            if _busy(exc):
+            if busy(exc):
                 raise Later from None
             raise LedgerError(f"SQLite ledger failed: {exc}") from None
         except BaseException:

@@ -18,7 +18,7 @@ from typing import Any
 from mimgw.errors import ConfigurationError
 from mimgw.ledger.entry import LedgerError
 
-__all__ = ["SCHEMA_VERSION", "Op", "Writer", "iso", "open_error"]
+__all__ = ["SCHEMA_VERSION", "Op", "Writer", "busy", "iso", "open_error"]
 
 log = logging.getLogger("mimgw.ledger")
 
@@ -94,7 +94,7 @@ class Writer(threading.Thread):
         self.rewinds = 0
         """Times a checkpoint copied the whole WAL back and it started over (the inline
         connection counts its commits from the last one)."""
-        self.open_error: ConfigurationError | None = None
+        self.open_error: ConfigurationError | LedgerError | None = None
 
     def _connect(self) -> sqlite3.Connection:
         """The writer's connection, schema created or upgraded. Another process opening
@@ -109,8 +109,7 @@ class Writer(threading.Thread):
             try:
                 return self._open()
             except sqlite3.OperationalError as exc:
-                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or time.monotonic() + pause > deadline:
+                if not busy(exc) or time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
@@ -270,7 +269,20 @@ class Writer(threading.Thread):
                 item[1](None, exc)
 
 
-def open_error(path: str, exc: BaseException) -> ConfigurationError:
+def open_error(path: str, exc: BaseException) -> ConfigurationError | LedgerError:
+    """A file that cannot be a ledger is a configuration problem; one another connection
+    kept locked for all of ``busy_timeout`` is a storage error, as a write's would be
+    (the next call tries to open it again)."""
     if isinstance(exc, ConfigurationError):
         return exc
+    if isinstance(exc, sqlite3.OperationalError) and busy(exc):
+        return LedgerError(f"SQLite ledger {path!r} is locked by another connection: {exc}")
     return ConfigurationError(f"ledger.path: cannot open SQLite ledger {path!r}: {exc}")
+
+
+def busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says another connection holds the lock."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )

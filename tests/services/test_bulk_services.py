@@ -244,11 +244,6 @@ async def test_a_worker_opening_a_fresh_sqlite_file_another_is_creating(
         assert (await gw.send_bulk(messages)).ok and sim.mimsms_v4.sent_count() == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a SQLite file locked past busy_timeout when first opened is reported as "
-    "ConfigurationError (Writer.run -> open_error), a write locked as long as LedgerError",
-)
 async def test_a_ledger_file_locked_at_open_is_a_storage_error(
     sim: Simulator, tmp_path: Path
 ) -> None:
