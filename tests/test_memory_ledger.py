@@ -177,6 +177,26 @@ async def test_past_the_cap_entries_that_need_nothing_more_go_first(
     assert "still need attention" in caplog.text
 
 
+async def test_dropping_idempotency_keys_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    ledger = MemoryLedger(max_entries=10)
+    now = datetime.now(UTC)
+    with caplog.at_level(logging.WARNING, logger="mimgw.ledger"):
+        for i in range(10):  # accepted, keyed: nothing more to do, but the key is a promise
+            begun = await ledger.begin(
+                Intent.for_message(
+                    Message(to="01712345678", text="x", idempotency_key=f"k{i}"), now=now
+                )
+            )
+            await ledger.finish(begun.finished(IntentState.ACCEPTED, now=now, receipt=receipt(i)))
+        assert "idempotency keys" not in caplog.text
+        extra = Intent.for_message(
+            Message(to="01712345678", text="x", idempotency_key="k10"), now=now
+        )
+        await ledger.begin(extra)
+    assert await ledger.intent("k0") is None  # the oldest key is forgotten: said so
+    assert caplog.text.count("dropping the oldest idempotency keys") == 1
+
+
 async def test_a_final_entry_with_a_redelivery_due_is_kept_like_an_open_one() -> None:
     ledger = MemoryLedger(max_entries=3)
     for i in range(3):

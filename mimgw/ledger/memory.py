@@ -64,6 +64,7 @@ class MemoryLedger(Ledger):
         self._clock = clock
         self.max_entries = max_entries
         self._warned = False
+        self._warned_keys = False
         kind = type(self)
         self._plain = all(
             getattr(kind, name) is getattr(MemoryLedger, name)
@@ -261,3 +262,11 @@ class MemoryLedger(Ledger):
             held = intent_key(record)  # type: ignore[arg-type]
             if held is not None and self._keys.get(held) == key:
                 del self._keys[held]
+                if not self._warned_keys:
+                    self._warned_keys = True
+                    log.warning(
+                        "ledger: more than %s intents: dropping the oldest idempotency "
+                        "keys; a message sent again under one of them will be sent again "
+                        "(raise max_entries or use a SQLite/PostgreSQL ledger)",
+                        self.max_entries,
+                    )
