@@ -195,13 +195,13 @@ class BatchRouteMixin(SendingMixin):
     async def _adopt_orphans(self, receipts: list[Receipt]) -> None:
         """Reports a gateway sharing one id per batch pushed before this batch's submit
         was recorded go to their recipients with the next :meth:`flush`."""
-        by_provider: dict[str, list[Receipt]] = {}
-        for receipt in receipts:
-            provider = self._providers.get(receipt.provider)
-            if provider is not None and provider.kind in SHARED_BATCH_IDS:
-                by_provider.setdefault(receipt.provider, []).append(receipt)
-        for name, found in by_provider.items():
-            self._pending += await orphaned_report(self.ledger, name, found)
+        names = {r.provider for r in receipts}
+        for name in names:
+            provider = self._providers.get(name)
+            if provider is None or provider.kind not in SHARED_BATCH_IDS:
+                continue
+            mine = receipts if len(names) == 1 else [r for r in receipts if r.provider == name]
+            self._pending += await orphaned_report(self.ledger, name, mine)
 
     async def _route_batch(
         self, slots: list[Slot], order: list[str], pin: str | None, plan: Batch | None

@@ -255,18 +255,15 @@ async def orphaned_report(
     """Reports that reached the ledger under a batch's plain id before the batch's
     submit was recorded (see :func:`batch_report`), re-addressed to their recipients:
     one lookup per batch id among ``receipts`` (one request's recipients)."""
-    recipients: dict[str, set[str]] = {}
-    for receipt in receipts:
-        parts = batch_parts(receipt.message_id)
-        if parts is not None:
-            recipients.setdefault(parts[0], set()).add(receipt.message_id)
+    batch_ids = {r.message_id.rpartition(BATCH_ID_SEPARATOR)[0] for r in receipts}
+    batch_ids.discard("")
     moved: list[DeliveryReport] = []
-    for batch_id, ids in recipients.items():
+    for batch_id in batch_ids:
         entry = await ledger.get(provider, batch_id)
         if entry is None or entry.submitted or entry.report is None or entry.to is None:
             continue
         derived = recipient_id(batch_id, entry.to)
-        if derived in ids:
+        if any(r.message_id == derived for r in receipts):
             moved.append(entry.report.model_copy(update={"message_id": derived}))
     return moved
 
