@@ -127,6 +127,17 @@ async def test_a_same_text_batch_refused_for_its_text_is_refused_for_all_in_one_
     assert sim.mimsms_v4.requests == 1  # one OneToMany, not a single per recipient after it
 
 
+async def test_a_same_text_batch_refused_for_its_parameters_is_not_split(sim: Simulator) -> None:
+    gw = gw_for(sim, V4)
+    sim.mimsms_v4.force("213", times=1)  # "parameters missing or mismatched": all of them
+    messages = [Message(to=number(i), text="same") for i in range(4)]
+    result = await gw.send_bulk(messages)
+    check_pairing(sim, result, messages)
+    kinds = [o.kind for o in result.outcomes if isinstance(o, ProviderError)]
+    assert kinds == [ErrorKind.REQUEST_REJECTED] * 4 and taken(sim) == 0
+    assert sim.mimsms_v4.requests == 1
+
+
 async def test_a_batch_refused_for_one_number_is_sent_again_as_singles(sim: Simulator) -> None:
     gw = gw_for(sim, V4)
     sim.mimsms_v4.force("206", times=1)  # the batch request: "mobile number refused"

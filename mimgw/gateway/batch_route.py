@@ -12,11 +12,10 @@ outcome is unknown for every recipient in it and is never re-sent, whatever
 ``on_unknown`` says (that setting applies to singles). An error the gateway gives
 for one recipient of an answered batch is that recipient's, under the rules for a
 single. A batch a gateway answers all or nothing (MiMSMS v4) refused whole, provably
-unsent, for a reason that may be one recipient's (its number, its text, a malformed
-item) is sent again as singles on the same gateway, so that one bad message does not
-sink the others (a same-text batch refused for its content is refused for every
-recipient). A key this process is
-already sending waits for that send, as a single does.
+unsent, for a reason that may be one recipient's (its number; where the texts differ,
+a text or a malformed item) is sent again as singles on the same gateway, so that one
+bad message does not sink the others. A key this process is already sending waits for
+that send, as a single does.
 """
 
 from __future__ import annotations
@@ -345,14 +344,15 @@ _ONE_RECIPIENTS = frozenset(
 
 
 def _maybe_one_recipients(exc: ProviderError, slots: list[Slot]) -> bool:
-    """Whether a whole batch's refusal may be the fault of some of its recipients only
-    (a same-text batch refused for its content is refused for all of them)."""
+    """Whether a whole batch's refusal may be the fault of some of its recipients only:
+    a number always may; a text or a malformed request only where the texts differ (a
+    same-text batch is one text and one set of parameters for all of them)."""
     if exc.kind not in _ONE_RECIPIENTS:
         return False
-    if exc.kind is ErrorKind.CONTENT_REJECTED:
-        text = slots[0].message.text
-        return any(s.message.text != text for s in slots)
-    return True
+    if exc.kind is ErrorKind.RECIPIENT_REJECTED:
+        return True
+    text = slots[0].message.text
+    return any(s.message.text != text for s in slots)
 
 
 def _lost() -> MimgwError:  # pragma: no cover - every slot is settled or the call raised
