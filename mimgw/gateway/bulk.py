@@ -108,7 +108,9 @@ class BulkMixin(BatchRouteMixin):
         within its gateway's own limits; the input is read only as fast as sends
         complete. ``provider`` pins one gateway.
         ``message`` is the :class:`Message` sent, or the input item when it was not a
-        valid message.
+        valid message. Closing the stream (``aclose()``, :func:`contextlib.aclosing`)
+        or cancelling its consumer cancels the sends under way and waits for them. If
+        ``messages`` raises, what it gave is sent and yielded, then its error raised.
         """
         # closed with the stream: a consumer's break or aclose() ends the sends at once
         async with contextlib.aclosing(
