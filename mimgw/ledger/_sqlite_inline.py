@@ -46,6 +46,7 @@ COMMITS_LIMIT = 1024
 pages: 32 MiB of WAL at most, half the journal size limit, before writes wait for a
 checkpoint)."""
 
+
 class Later(Exception):
     """Not done inline, and nothing written: hand the call to the writer thread."""
 
