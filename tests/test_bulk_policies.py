@@ -124,12 +124,6 @@ async def test_round_robin_alternates_whole_batches_between_gateways(
     await check_ledger_holds_all_taken(sim, gw, messages)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: round_robin + batching: a window planned for a gateway that cannot batch "
-    "takes a turn, then each of its singles takes another (send_message -> _order), so "
-    "with two gateways every single lands on the batching one (bulk.py _run_bulk/_plan)",
-)
 async def test_round_robin_with_a_gateway_that_cannot_batch(sim: Simulator) -> None:
     gw = fake_gateway_for(v4(sim), sim.provider(DINI), strategy="round_robin")
     messages = same(40)
@@ -330,11 +324,6 @@ async def test_on_unknown_failover_resends_singles_but_never_a_batch(sim: Simula
     assert [taken(sim, m.to) for m in batch] == [1] * 7 and sim.imiconnect.sent_count() == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a single sent on the batch route (a batch moved to a gateway that plans "
-    "it as singles) ignores on_unknown='failover' (batch_route.py _request)",
-)
 async def test_on_unknown_failover_applies_to_singles_on_the_batch_route(sim: Simulator) -> None:
     retry = RetryPolicy(attempts=1)
     providers = (imi(sim), v4(sim, method="query"), sim.provider(DINI))

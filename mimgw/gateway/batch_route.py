@@ -314,8 +314,12 @@ class BatchRouteMixin(SendingMixin):
             for slot in slots:
                 slot.attempts += (failed,)
                 slot.errors += (exc,)
-            moves = pin is None and not maybe and self._fails_over(exc)
+            # a single follows the rules of singles (on_unknown included); a batch of
+            # unknown outcome is never re-sent
+            moves = pin is None and self._fails_over(exc) and (batch is None or not maybe)
             if moves:
+                for slot in slots:
+                    slot.maybe_sent = slot.maybe_sent or maybe
                 return slots
             for slot in slots:
                 slot.settle(exc, maybe_sent=maybe)

@@ -189,8 +189,12 @@ class BulkMixin(BatchRouteMixin):
         units: list[Callable[[], Awaitable[list[Done]]]] = []
         provider = self._providers[order[0]] if order else None
         adapter = adapter_for(provider) if batch and provider is not None else None
+        # the window took one turn of the strategy: its singles keep that turn's order
+        turn = order or None
         if adapter is None or provider is None or len(window) < 2:
-            return [partial(self._bulk_one, i, item, pin) for i, item in enumerate(window, start)]
+            return [
+                partial(self._bulk_one, i, item, pin, turn) for i, item in enumerate(window, start)
+            ]
         keys: set[str] = set()
         indices: list[int] = []
         messages: list[Message] = []
@@ -203,12 +207,12 @@ class BulkMixin(BatchRouteMixin):
                 continue
             key = message.idempotency_key
             if not plain(message) or (key is not None and key in keys):
-                units.append(partial(self._bulk_one, index, message, pin))
+                units.append(partial(self._bulk_one, index, message, pin, turn))
                 continue
             try:
                 ready = provider.prepare(message)
             except MimgwError:  # refused here: the single path routes it
-                units.append(partial(self._bulk_one, index, message, pin))
+                units.append(partial(self._bulk_one, index, message, pin, turn))
                 continue
             if key is not None:
                 keys.add(key)
@@ -219,7 +223,9 @@ class BulkMixin(BatchRouteMixin):
         for plan in batches:
             members = ([indices[i] for i in plan.members], [messages[i] for i in plan.members])
             units.append(partial(self._bulk_batch, *members, plan, order, pin))
-        units += [partial(self._bulk_one, indices[i], messages[i], pin) for i in singles if indices]
+        units += [
+            partial(self._bulk_one, indices[i], messages[i], pin, turn) for i in singles if indices
+        ]
         return units
 
     async def _bulk_batch(
@@ -233,13 +239,17 @@ class BulkMixin(BatchRouteMixin):
         outcomes = await self._send_batch(messages, plan.outgoing, order, pin, plan)
         return list(zip(indices, messages, outcomes, strict=True))
 
-    async def _bulk_one(self, index: int, item: Any, provider: str | None) -> list[Done]:
+    async def _bulk_one(
+        self, index: int, item: Any, provider: str | None, order: list[str] | None = None
+    ) -> list[Done]:
         try:
             message = as_message(item)
         except InvalidMessageError as exc:
             return [(index, item, exc)]
         try:
-            return [(index, message, await self.send_message(message, provider=provider))]
+            if self._pending:
+                await self.flush()
+            return [(index, message, await self._submit(message, provider, order=order))]
         except MimgwError as exc:
             return [(index, message, exc)]
 

@@ -102,21 +102,32 @@ class SendingMixin(GatewayCore):
 
     # -- one message, start to end ---------------------------------------------------------
 
-    async def _submit(self, message: Message, pin: str | None, *, attempt: int = 1) -> Receipt:
+    async def _submit(
+        self,
+        message: Message,
+        pin: str | None,
+        *,
+        attempt: int = 1,
+        order: list[str] | None = None,
+    ) -> Receipt:
+        """``order``: the gateways to try, when the caller chose them (a bulk window's
+        turn); else the strategy picks them now."""
         key = message.idempotency_key
         if key is None:
-            return await self._submit_once(message, pin, attempt)
+            return await self._submit_once(message, pin, attempt, order)
         while (running := self._keyed.get(key)) is not None:  # same key in flight here
             await running.wait()
         done = self._keyed[key] = anyio.Event()
         try:
-            return await self._submit_once(message, pin, attempt)
+            return await self._submit_once(message, pin, attempt, order)
         finally:
             if self._keyed.get(key) is done:
                 del self._keyed[key]
             done.set()
 
-    async def _submit_once(self, message: Message, pin: str | None, attempt: int) -> Receipt:
+    async def _submit_once(
+        self, message: Message, pin: str | None, attempt: int, order: list[str] | None = None
+    ) -> Receipt:
         intent = Intent.for_message(message, now=self._now())
         try:
             held = await self._guarded(lambda: self.ledger.begin(intent))
@@ -132,7 +143,7 @@ class SendingMixin(GatewayCore):
         trace = Trace()
         attempts: list[IntentAttempt] = []
         try:
-            receipt = await self._route_send(message, pin, trace, attempts)
+            receipt = await self._route_send(message, pin, trace, attempts, order)
         except MimgwError as exc:
             state = IntentState.UNKNOWN if _maybe_sent(exc, trace) else IntentState.NOT_SENT
             await self._finish_quietly(
@@ -206,11 +217,12 @@ class SendingMixin(GatewayCore):
         pin: str | None,
         trace: Trace,
         attempts: list[IntentAttempt],
+        order: list[str] | None = None,
     ) -> Receipt:
         errors: list[ProviderError] = []
         refusals: list[MimgwError] = []
         started = self.retry.clock()  # one deadline for every gateway tried
-        order = self._order(pin)
+        order = self._order(pin) if order is None else order
         for index, name in enumerate(order):
             provider = self._providers[name]
             try:
