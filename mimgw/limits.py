@@ -1,8 +1,9 @@
 """Per-gateway pacing: a requests-per-second token bucket and a cap on requests in flight.
 
 Every request the :class:`~mimgw.Gateway` makes to a gateway (single sends, each
-message of a bulk, retries, balance and status reads) takes one token and one
-in-flight slot, so bulk traffic cannot starve or flood a gateway.
+single or native batch of a bulk, retries, balance and status reads) takes one token
+and one in-flight slot, so bulk traffic cannot starve or flood a gateway. A batch is
+one request: one token for all its recipients.
 """
 
 from __future__ import annotations
