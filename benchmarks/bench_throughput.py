@@ -220,7 +220,7 @@ async def cpu_per_send(n: int, rounds: int = 5) -> dict[str, float]:
     return out
 
 
-async def bulk(base: str, n: int, rounds: int = 3) -> dict[str, float]:
+async def bulk(base: str, n: int, rounds: int = 5) -> dict[str, float]:
     """10,000 messages three ways, in interleaved rounds: each way's best time, and each
     ratio as the median of the rounds' own (a sub-second run on a shared 2-core VM
     swings by half between rounds)."""
