@@ -28,6 +28,7 @@ from mimgw import (
 )
 from mimgw.breaker import BreakerPolicy, CircuitOpenError
 from mimgw.gateway import Gateway
+from mimgw.ledger import IntentState
 from mimgw.limits import RateLimit
 from mimgw.providers.base import Provider
 from mimgw.retry import RetryPolicy
@@ -334,6 +335,25 @@ async def test_on_unknown_failover_applies_to_singles_on_the_batch_route(sim: Si
     result = await gw.send_bulk(messages, concurrency=1)
     # as a single sent on its own: the unknown one fails over to dinisoft
     assert result.ok and sim.dinisoft.sent_count() == 1
+
+
+async def test_a_single_failed_over_after_an_unknown_outcome_stays_may_have_been_sent(
+    sim: Simulator,
+) -> None:
+    retry = RetryPolicy(attempts=1)
+    providers = (imi(sim), v4(sim, method="query"), sim.provider(DINI))
+    gw = fake_gateway_for(*providers, retry=retry, on_unknown="failover")
+    sim.fail(IMI, "connect_error", times=1)  # the array moves whole to v4 (query)
+    sim.fail(V4, "read_timeout", times=1)  # the first single: v4 may have sent it
+    sim.dinisoft.force(1)  # and dinisoft refuses it
+    messages = [Message(to=num(i), text=f"own {i}", idempotency_key=f"u{i}") for i in range(5)]
+    result = await gw.send_bulk(messages, concurrency=1)
+    [error] = result.errors
+    assert isinstance(error, ProviderError) and error.provider == DINI
+    assert error.may_have_been_sent  # whatever dinisoft said, v4 may have sent it
+    intent = await gw.ledger.intent("u0")
+    assert intent is not None and intent.state is IntentState.UNKNOWN
+    assert [a.may_have_been_sent for a in intent.attempts] == [False, True, False]
 
 
 # -- the CLI's send-bulk (one process, singles) ------------------------------------------------

@@ -20,6 +20,7 @@ that send, as a single does.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,8 +73,17 @@ class Slot:
     maybe_sent: bool = False
 
     def settle(self, outcome: Outcome, *, maybe_sent: bool = False) -> None:
-        self.outcome = outcome
         self.maybe_sent = self.maybe_sent or maybe_sent
+        if (
+            self.maybe_sent
+            and isinstance(outcome, ProviderError)
+            and not outcome.may_have_been_sent
+        ):
+            # an earlier attempt may have sent it (a single that failed over after an
+            # unknown outcome): its error says so; a copy, as a batch's is shared
+            outcome = copy.copy(outcome)
+            outcome.mark_may_have_been_sent()
+        self.outcome = outcome
 
     def state(self) -> IntentState:
         if isinstance(self.outcome, Receipt):
