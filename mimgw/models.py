@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,8 +38,20 @@ Category = Literal["transactional", "promotional"]
 
 
 def new_reference() -> str:
-    """A fresh correlation id: 32 lowercase hex characters (128 random bits)."""
-    return os.urandom(16).hex()
+    """A fresh correlation id: 32 lowercase hex characters, time-ordered.
+
+    The first 12 are the milliseconds since the Unix epoch, the other 20 are random (80
+    bits). Ids made later sort later, so a database index of them grows at one end
+    instead of being written all over (a ledger's commits write fewer pages).
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def new_references(count: int) -> list[str]:
+    """``count`` of :func:`new_reference` (one read of the random source)."""
+    now = f"{time.time_ns() // 1_000_000:012x}"
+    random = os.urandom(10 * count).hex()
+    return [now + random[i : i + 20] for i in range(0, 20 * count, 20)]
 
 
 M = TypeVar("M", bound=BaseModel)

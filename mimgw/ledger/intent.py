@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from mimgw.models import Message, Receipt, trusted
+from mimgw.models import Message, Receipt, new_reference, new_references, trusted
 from mimgw.taxonomy import ErrorKind
 
 __all__ = ["Intent", "IntentAttempt", "IntentState", "process_token"]
@@ -85,18 +85,16 @@ class Intent(BaseModel):
 
     @classmethod
     def for_message(cls, message: Message, *, now: datetime, id: str | None = None) -> Intent:
-        """A new ``IN_FLIGHT`` intent for ``message`` (``id``: 32 random hex digits)."""
+        """A new ``IN_FLIGHT`` intent for ``message`` (``id``: 32 hex digits, time-ordered
+        as :func:`~mimgw.models.new_reference`)."""
         # built from a validated Message: construct without validating again (hot path)
-        return trusted(cls, _fresh(message, os.urandom(16).hex() if id is None else id, now))
+        return trusted(cls, _fresh(message, new_reference() if id is None else id, now))
 
     @classmethod
     def for_messages(cls, messages: Sequence[Message], *, now: datetime) -> list[Intent]:
         """:meth:`for_message` for each of ``messages`` (one read of the random source)."""
-        ids = os.urandom(16 * len(messages)).hex()
-        return [
-            trusted(cls, _fresh(m, ids[i : i + 32], now))
-            for i, m in zip(range(0, len(ids), 32), messages, strict=True)
-        ]
+        ids = new_references(len(messages))
+        return [trusted(cls, _fresh(m, i, now)) for i, m in zip(ids, messages, strict=True)]
 
     @classmethod
     def finished_for(
