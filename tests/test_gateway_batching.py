@@ -263,3 +263,31 @@ async def test_pinned_batch_failure_does_not_fail_over(sim: Simulator) -> None:
     )
     assert not sim.dinisoft.messages
     assert not any(isinstance(o, AllProvidersFailedError) for o in result.outcomes)
+
+
+@respx.mock
+async def test_messages_the_first_gateway_refuses_go_batched_to_the_next() -> None:
+    """Foreign numbers in a campaign that lists MiMSMS v4 (Bangladesh only) first: v4
+    takes the local ones in one request, IMIconnect the foreign ones in one array."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        items = [
+            {"code": "1001", "description": "Queued", "transid": f"t-{i}", "correlationid": o}
+            for i, o in enumerate(o["correlationid"] for o in json.loads(request.content))
+        ]
+        return httpx.Response(200, json={"response": items})
+
+    local = respx.post(f"{BASE}/OneToMany").respond(json=OK)
+    imi = respx.post(IMI_URL).mock(side_effect=answer)
+    gw = fake_gateway_for(v4(), IMIconnect(service_key="svc-key", sender="SHOP"))
+    abroad = [f"+4474001234{i:02d}" for i in range(5)]
+    messages = [(to, "sale") for to in abroad[:3]]
+    messages += [(number(i), "sale") for i in range(4)] + [(to, "sale") for to in abroad[3:]]
+    result = await gw.send_bulk(messages)
+    assert result.ok
+    assert local.call_count == 1 and imi.call_count == 1
+    sent = body(imi)
+    assert [o["destination"][0]["msisdn"][0] for o in sent] == [a.lstrip("+") for a in abroad]
+    assert [r.provider for r in result.receipts] == [IMI] * 3 + [V4] * 4 + [IMI] * 2
+    for receipt in result.receipts:  # each its own entry, in the order given
+        assert await gw.ledger.get(receipt.provider, receipt.message_id) is not None

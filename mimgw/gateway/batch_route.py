@@ -102,13 +102,14 @@ class BatchRouteMixin(SendingMixin):
     async def _send_batch(
         self,
         messages: Sequence[Message],
-        outgoing: Sequence[Outgoing],
+        outgoing: Sequence[Outgoing | None],
         order: list[str],
         pin: str | None,
         plan: Batch | None = None,
     ) -> list[Outcome]:
-        """Send ``messages`` (prepared for ``order[0]`` as ``outgoing``) as batches;
-        ``plan``, when given, is one batch of all of them for ``order[0]``."""
+        """Send ``messages`` (prepared for ``order[0]`` as ``outgoing``; None: prepared
+        for each gateway as it is tried) as batches; ``plan``, when given, is one batch of
+        all of them for ``order[0]``."""
         if self._pending:
             await self.flush()
         events = await self._hold_keys([m.idempotency_key for m in messages])

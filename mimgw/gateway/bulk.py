@@ -33,6 +33,7 @@ import anyio
 from mimgw.errors import ConfigurationError, InvalidMessageError, MimgwError
 from mimgw.gateway.batch_route import BatchRouteMixin
 from mimgw.gateway.batching import Batch, adapter_for, plain
+from mimgw.gateway.sending import _REFUSALS
 from mimgw.models import BulkResult, Message, Receipt
 from mimgw.providers.base import Outgoing
 
@@ -199,6 +200,7 @@ class BulkMixin(BatchRouteMixin):
         indices: list[int] = []
         messages: list[Message] = []
         outgoing: list[Outgoing] = []
+        refused: tuple[list[int], list[Message]] = ([], [])
         for index, item in enumerate(window, start):
             try:
                 message = as_message(item)
@@ -211,7 +213,13 @@ class BulkMixin(BatchRouteMixin):
                 continue
             try:
                 ready = provider.prepare(message)
-            except MimgwError:  # refused here: the single path routes it
+            except _REFUSALS:  # not for this gateway (a foreign number, say): for the next
+                if key is not None:
+                    keys.add(key)
+                refused[0].append(index)
+                refused[1].append(message)
+                continue
+            except MimgwError:  # the single path routes it
                 units.append(partial(self._bulk_one, index, message, pin, turn))
                 continue
             if key is not None:
@@ -226,17 +234,26 @@ class BulkMixin(BatchRouteMixin):
         units += [
             partial(self._bulk_one, indices[i], messages[i], pin, turn) for i in singles if indices
         ]
+        if len(refused[0]) > 1 and pin is None:
+            # together, planned again as batches by the gateway that takes them
+            units.append(partial(self._bulk_batch, *refused, None, order, pin))
+        else:
+            alone = zip(*refused, strict=True)
+            units += [partial(self._bulk_one, i, m, pin, turn) for i, m in alone]
         return units
 
     async def _bulk_batch(
         self,
         indices: list[int],
         messages: list[Message],
-        plan: Batch,
+        plan: Batch | None,
         order: list[str],
         pin: str | None,
     ) -> list[Done]:
-        outcomes = await self._send_batch(messages, plan.outgoing, order, pin, plan)
+        """``plan``: one batch for ``order[0]``; None: messages ``order[0]`` refused, for
+        the gateways after it."""
+        outgoing = [None] * len(messages) if plan is None else plan.outgoing
+        outcomes = await self._send_batch(messages, outgoing, order, pin, plan)
         return list(zip(indices, messages, outcomes, strict=True))
 
     async def _bulk_one(
