@@ -1,112 +1,45 @@
 """Native-batch bulk under the Gateway's policies, on the simulator: strategies, rate
-limits and in-flight caps, retry then failover, breakers opening mid-campaign (and the
-balance probe), pins, ``on_unknown``; then the CLI's send-bulk and the taskiq chunk task.
-Earlier sweeps (test_bulk_unusual/faults/after.py) cover odd inputs and whole-batch faults.
+limits and in-flight caps, retry then failover, ``on_unknown``; then the CLI's send-bulk
+and the taskiq chunk task. Breakers and pins: test_bulk_breakers.py. Earlier sweeps
+(test_bulk_unusual/faults/after.py) cover odd inputs and whole-batch faults.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bulk_support import DINI, IMI, V4, check_ledger_holds_all_taken, check_pairing, taken
+from bulk_support import DINI, IMI, V4, check_ledger_holds_all_taken, taken
+from policy_support import (
+    METHOD,
+    ONE_TO_MANY,
+    V4_SINGLE,
+    Wire,
+    imi,
+    num,
+    once_each,
+    same,
+    v4,
+    v4_batches,
+)
 
 from mimgw import (
-    AuthenticationError,
-    BulkResult,
-    ConfigurationError,
     Message,
     OutcomeUnknownError,
     ProviderError,
-    Receipt,
 )
-from mimgw.breaker import BreakerPolicy, CircuitOpenError
 from mimgw.gateway import Gateway
 from mimgw.ledger import IntentState
 from mimgw.limits import RateLimit
-from mimgw.providers.base import Provider
 from mimgw.retry import RetryPolicy
-from mimgw.simulator import SimRequest, SimResponse, Simulator
+from mimgw.simulator import Simulator
 from mimgw.testing import FakeClock, fake_gateway_for
-
-ONE_TO_MANY = ("/api/SmsSending/OneToMany", "/api/SmsSending/SendOneToMany")
-V4_SINGLE = ("/api/SmsSending/SMS", "/api/SmsSending/Send")
-V4_BALANCE = ("/api/SmsSending/Balance", "/api/SmsSending/balanceCheck")
-METHOD = pytest.mark.parametrize("method", ["json", "query"])
-
-
-def num(i: int) -> str:
-    return f"01912{i:06d}"
-
-
-def same(n: int, text: str = "same text", start: int = 0) -> list[Message]:
-    return [Message(to=num(i), text=text) for i in range(start, start + n)]
-
-
-def v4(sim: Simulator, size: int = 7, **kw: Any) -> Provider:
-    provider = sim.provider(V4, **kw)
-    setattr(provider, "batch_size", size)  # noqa: B010 - a ClassVar, set per instance
-    return provider
-
-
-def imi(sim: Simulator, size: int = 5) -> Provider:
-    provider = sim.provider(IMI)
-    setattr(provider, "max_batch", size)  # noqa: B010
-    return provider
-
-
-class Wire:
-    """Every request that reaches the simulator's handlers: path, and the most in flight at
-    once per gateway (each request held ``hold`` seconds)."""
-
-    def __init__(self, sim: Simulator, hold: float = 0.0) -> None:
-        self.paths: Counter[str] = Counter()
-        self.now: Counter[str] = Counter()
-        self.peak: Counter[str] = Counter()
-        handle: Callable[[SimRequest], Awaitable[SimResponse]] = sim.handle
-
-        async def counted(request: SimRequest) -> SimResponse:
-            gateway = sim.gateway_for(request.path)
-            key = gateway.key if gateway else "?"
-            self.paths[request.path] += 1
-            self.now[key] += 1
-            self.peak[key] = max(self.peak[key], self.now[key])
-            try:
-                if hold:
-                    import anyio
-
-                    await anyio.sleep(hold)
-                return await handle(request)
-            finally:
-                self.now[key] -= 1
-
-        setattr(sim, "handle", counted)  # noqa: B010
-
-    def count(self, paths: tuple[str, ...]) -> int:
-        return sum(self.paths[p] for p in paths)
-
-
-def v4_batches(sim: Simulator) -> list[int]:
-    """Recipients per accepted v4 request, in order."""
-    return list(Counter(m.trxn_id for m in sim.mimsms_v4.messages).values())
-
-
-def once_each(sim: Simulator, result: BulkResult, messages: list[Message]) -> None:
-    if any(r.provider == DINI for r in result.receipts):  # bulk_support reads no dinisoft ids
-        assert list(result.messages) == messages
-        for m, r in zip(messages, result.outcomes, strict=True):
-            assert not isinstance(r, Receipt) or (r.to, r.reference) == (m.to, m.reference)
-    else:
-        check_pairing(sim, result, messages)
-    assert result.ok, {str(e)[:80] for e in result.errors}
-    assert [taken(sim, m.to, m.text) for m in messages] == [1] * len(messages)
-
 
 # -- strategies --------------------------------------------------------------------------------
 
@@ -222,90 +155,6 @@ async def test_retry_after_within_the_deadline_then_failover(
     assert clock.sleeps == sleeps
     assert sim.mimsms_v4.sent_count() == 0 and sim.imiconnect.batch_sizes == [5, 2]
     assert {r.provider for r in result.receipts} == {IMI}
-
-
-# -- breakers ----------------------------------------------------------------------------------
-
-
-async def test_balance_running_out_mid_campaign_then_the_balance_probe(sim: Simulator) -> None:
-    clock = FakeClock()
-    breaker = BreakerPolicy(probe_balance=True, clock=clock.monotonic)
-    wire = Wire(sim)
-    gw = fake_gateway_for(v4(sim), imi(sim), clock=clock, breaker=breaker)
-    sim.mimsms_v4.balance = Decimal("5.25")  # three batches of seven at 0.25
-    first = same(70)
-    result = await gw.send_bulk(first, concurrency=1)
-    once_each(sim, result, first)
-    assert v4_batches(sim) == [7, 7, 7] and sim.imiconnect.sent_count() == 49
-    assert wire.count(ONE_TO_MANY) == 4  # the refused fourth, then nothing more
-    health = gw.health()[V4]
-    assert (health["state"], health["opened_because"], health["times_opened"]) == (
-        "open",
-        "insufficient_balance",
-        1,
-    )
-    assert health["in_flight"] == 0 and health["reopens_in"] == pytest.approx(600)
-    clock.advance(601)  # still dry: the probe reads 0 and the batch moves on, unsent
-    second = same(14, start=200)
-    once_each(sim, await gw.send_bulk(second, concurrency=1), second)
-    assert wire.count(V4_BALANCE) == 1 and wire.count(ONE_TO_MANY) == 4
-    assert gw.health()[V4]["state"] == "open" and sim.imiconnect.sent_count() == 63
-    sim.mimsms_v4.balance = Decimal("100")
-    clock.advance(601)
-    third = same(14, start=300)
-    result = await gw.send_bulk(third, concurrency=1)
-    once_each(sim, result, third)
-    assert {r.provider for r in result.receipts} == {V4} and v4_batches(sim)[3:] == [7, 7]
-    assert wire.count(V4_BALANCE) == 2 and gw.health()[V4]["state"] == "closed"
-
-
-async def test_auth_failure_mid_stream_moves_the_remaining_batches(sim: Simulator) -> None:
-    gw = fake_gateway_for(v4(sim), imi(sim))
-    messages = same(35)
-    seen: list[str] = []
-    async for _, outcome in gw.stream_bulk(messages, concurrency=1):
-        assert isinstance(outcome, Receipt)
-        seen.append(outcome.provider)
-        if len(seen) == 7:
-            sim.mimsms_v4.api_key = "rotated"
-    assert seen == [V4] * 7 + [IMI] * 28
-    assert [taken(sim, m.to) for m in messages] == [1] * 35
-    health = gw.health()[V4]
-    assert (health["opened_because"], health["times_opened"]) == ("auth", 1)
-    assert health["last_error"] == "auth"
-
-
-# -- pins --------------------------------------------------------------------------------------
-
-
-async def test_pins_with_batching(sim: Simulator) -> None:
-    gw = fake_gateway_for(v4(sim), imi(sim), sim.provider(DINI))
-    to_imi = same(12)
-    once_each(sim, await gw.send_bulk(to_imi, provider=IMI), to_imi)
-    assert sim.imiconnect.batch_sizes == [5, 5, 2] and sim.mimsms_v4.sent_count() == 0
-    to_dini = same(9, start=50)  # cannot batch: singles, only there
-    result = await gw.send_bulk(to_dini, provider=DINI, concurrency=3)
-    once_each(sim, result, to_dini)
-    assert {r.provider for r in result.receipts} == {DINI} and sim.dinisoft.sent_count() == 9
-    assert sim.imiconnect.batch_sizes == [5, 5, 2]
-    with pytest.raises(ConfigurationError, match="nope"):
-        await gw.send_bulk(same(3, start=90), provider="nope")
-    with pytest.raises(ConfigurationError, match="nope"):
-        await anext(gw.stream_bulk(same(3, start=90), provider="nope"))
-    assert taken(sim) == 21
-
-
-async def test_a_pinned_gateway_whose_breaker_opens_does_not_fail_over(sim: Simulator) -> None:
-    wire = Wire(sim)
-    gw = fake_gateway_for(v4(sim), imi(sim))
-    sim.mimsms_v4.api_key = "rotated"
-    result = await gw.send_bulk(same(21), provider=V4, concurrency=1)
-    kinds = [type(e) for e in result.outcomes]
-    assert kinds == [AuthenticationError] * 7 + [CircuitOpenError] * 14
-    assert wire.count(ONE_TO_MANY) == 1 and taken(sim) == 0
-    assert [isinstance(e, ProviderError) and not e.may_have_been_sent for e in result.errors] == [
-        True
-    ] * 21
 
 
 # -- on_unknown ------------------------------------------------------------------------------
