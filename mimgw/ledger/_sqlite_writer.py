@@ -80,8 +80,8 @@ _INDEXES = (
     "WHERE state IN ('in_flight', 'unknown')",
 )
 # Commits write every B-tree page they change: with time-ordered intent ids and
-# references (mimgw.models.new_reference) each of these grows at one end, and a send
-# changes about 7 pages instead of 13 (version 2, random ids).
+# references (mimgw.models.new_reference) each of these grows at one end; on a file of
+# 50,000 sends a send changes about 9 pages instead of 13 (version 2, random ids).
 
 
 def _version(db: sqlite3.Connection) -> int | None:
