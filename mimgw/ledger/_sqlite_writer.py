@@ -84,9 +84,13 @@ _INDEXES = (
 # 50,000 sends a send changes about 9 pages instead of 13 (version 2, random ids).
 
 
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def _version(db: sqlite3.Connection) -> int | None:
     """The file's layout version; None for a file without a ledger."""
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = _tables(db)
     if "mimgw_ledger" not in tables:
         return None
     if "mimgw_meta" not in tables:
@@ -103,7 +107,7 @@ def _version(db: sqlite3.Connection) -> int | None:
 def _create(db: sqlite3.Connection) -> None:
     """The current layout; a table of an older one has its rows copied over (the columns
     never changed) and is dropped, indexes and all."""
-    old = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    old = _tables(db)
     for table, create in _TABLES.items():
         if table in old:
             db.execute(create.replace(f"TABLE {table}", f"TABLE {table}_v3", 1))
