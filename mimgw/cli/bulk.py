@@ -9,6 +9,7 @@ Gateway with a persistent ledger never sends one row twice either.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -253,42 +254,59 @@ class OutcomeFile:
 
 @dataclass
 class Run:
-    """Send ``rows`` through ``gateway``, reporting each outcome to ``done`` as it completes."""
+    """Send ``rows`` through ``gateway``, reporting each outcome to ``done`` as it completes.
+
+    The rows go through :meth:`Gateway.stream_bulk`: rows a gateway can take in one
+    request go as native batches (``batch=False``: one request per row), each row still
+    with its own intent, ledger entry and idempotency key."""
 
     gateway: Gateway
     concurrency: int
     provider: str | None
     done: Callable[[Outcome], None]
+    batch: bool = True
     stop: anyio.Event = field(default_factory=anyio.Event)
     in_flight: dict[int, Row] = field(default_factory=dict)
+    """Rows handed to the gateway whose outcome is not known yet (by line)."""
 
     async def send(self, rows: Iterable[Row]) -> None:
         """Stops taking new rows once ``stop`` is set; rows still in flight when the run is
         cancelled are reported with no result (their outcome is unknown)."""
-        pending = iter(rows)
+        taken: dict[int, Row] = {}  # id() of each message handed over -> its row
 
-        async def worker() -> None:
-            for row in pending:
+        def messages() -> Iterator[Message]:
+            for row in rows:
                 if self.stop.is_set():
                     return
                 if row.message is None:
                     self.done(Outcome(row, row.error))
                     continue
-                self.in_flight[row.line] = row
-                try:
-                    result: Receipt | MimgwError = await self.gateway.send_message(
-                        row.message, provider=self.provider
-                    )
-                except MimgwError as exc:
-                    result = exc
-                del self.in_flight[row.line]
-                self.done(Outcome(row, result))
+                self.in_flight[row.line] = taken[id(row.message)] = row
+                yield row.message
 
+        stream = self.gateway.stream_bulk(
+            messages(), concurrency=self.concurrency, provider=self.provider, batch=self.batch
+        )
         try:
-            async with anyio.create_task_group() as group:
-                for _ in range(self.concurrency):
-                    group.start_soon(worker)
+            async with contextlib.aclosing(stream):
+                async for message, result in stream:
+                    row = taken.pop(id(message))
+                    del self.in_flight[row.line]
+                    self.done(Outcome(row, result))
         finally:
-            for row in list(self.in_flight.values()):
+            with anyio.CancelScope(shield=True):
+                await self._abandon()
+
+    async def _abandon(self) -> None:
+        """The rows still in flight when the run was cancelled: unknown, except those
+        whose send provably never began (no intent holds their key: a batch still
+        waiting for its turn), which stay unrecorded so that a re-run sends them."""
+        for row in list(self.in_flight.values()):
+            key = row.message.idempotency_key if row.message is not None else None
+            try:
+                begun = key is None or await self.gateway.ledger.intent(key) is not None
+            except MimgwError:
+                begun = True
+            if begun:
                 self.done(Outcome(row, None))
-            self.in_flight.clear()
+        self.in_flight.clear()

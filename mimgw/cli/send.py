@@ -78,6 +78,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     bulk.add_argument("--concurrency", type=positive_int, help="requests in flight at once")
     bulk.add_argument(
+        "--no-batch",
+        dest="batch",
+        action="store_false",
+        help="one request per row, even where the gateway takes many rows in one request",
+    )
+    bulk.add_argument(
         "--key-column",
         metavar="COLUMN",
         help="take each row's idempotency key from this column (default: derived from the "
@@ -198,6 +204,7 @@ async def cmd_send_bulk(args: argparse.Namespace, out: Console) -> int:
             concurrency=args.concurrency or gateway.default_concurrency,
             provider=args.provider,
             done=done,
+            batch=args.batch,
         )
 
         def stop() -> None:

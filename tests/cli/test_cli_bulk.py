@@ -12,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
+import respx
 
 from mimgw.cli import send
 from mimgw.cli.bulk import FIELDS, file_key
 from mimgw.gateway import Gateway
 from mimgw.models import Message, Receipt
 from mimgw.providers.base import Outgoing
+from mimgw.providers.mimsms_v4 import MimSmsV4
 from mimgw.taxonomy import ErrorKind
-from mimgw.testing import FakeProvider
+from mimgw.testing import FakeProvider, fake_gateway_for
 
 CliRun = Callable[..., tuple[int, str, str]]
 
@@ -256,3 +259,85 @@ def test_send_takes_an_idempotency_key(cli: CliRun) -> None:
     )
     assert code == 0, err
     assert json.loads(out)["provider"] == "mimsms_v4"
+
+
+V4_BASE = "https://api.mimsms.com/api/SmsSending"
+V4_OK = {"statusCode": "200", "status": "Success", "trxnId": "TRX", "responseResult": "ok"}
+
+
+@pytest.fixture
+def v4_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    """send-bulk over MiMSMS v4 (which takes many messages in one request), its wire mocked."""
+
+    async def open_gateway(args: Any, stack: AsyncExitStack) -> Gateway:
+        provider = MimSmsV4(username="u@x.example", api_key="k-123456", sender="Shop")
+        return await stack.enter_async_context(fake_gateway_for(provider))
+
+    monkeypatch.setattr(send, "open_gateway", open_gateway)
+
+
+@pytest.mark.usefixtures("v4_gateway")
+@respx.mock
+def test_rows_go_in_native_batches_each_with_its_own_outcome(cli: CliRun, tmp_path: Path) -> None:
+    dsms = respx.post(f"{V4_BASE}/DSMS").respond(json=V4_OK)
+    single = respx.post(f"{V4_BASE}/SMS").respond(json=V4_OK)
+    source, target = write_input(tmp_path / "in.csv", 12), tmp_path / "out.csv"
+    code, _, err = cli("send-bulk", source, "-o", target)
+    assert code == 0, err
+    assert (dsms.call_count, single.call_count) == (1, 0)
+    sent = json.loads(dsms.calls[0].request.content)["SmsData"]
+    assert [d["Message"] for d in sent] == [f"Your parcel {i} ships today" for i in range(1, 13)]
+    rows = read_output(target)
+    assert [r["outcome"] for r in rows] == ["accepted"] * 12
+    assert [r["reference"] for r in rows] == [f"order-{i}" for i in range(1, 13)]
+    assert len({r["message_id"] for r in rows}) == 12  # one ledger entry per row
+
+
+@pytest.mark.usefixtures("v4_gateway")
+@respx.mock
+def test_no_batch_sends_one_request_per_row(cli: CliRun, tmp_path: Path) -> None:
+    dsms = respx.post(f"{V4_BASE}/DSMS").respond(json=V4_OK)
+    single = respx.post(f"{V4_BASE}/SMS").respond(json=V4_OK)
+    source, target = write_input(tmp_path / "in.csv", 5), tmp_path / "out.csv"
+    code, _, err = cli("send-bulk", source, "-o", target, "--no-batch")
+    assert code == 0, err
+    assert (dsms.call_count, single.call_count) == (0, 5)
+    assert [r["outcome"] for r in read_output(target)] == ["accepted"] * 5
+
+
+@pytest.mark.usefixtures("v4_gateway")
+@respx.mock
+def test_a_batch_of_unknown_outcome_is_unknown_for_every_row_in_it(
+    cli: CliRun, tmp_path: Path
+) -> None:
+    respx.post(f"{V4_BASE}/DSMS").mock(side_effect=httpx.ReadTimeout("slow"))
+    source, target = write_input(tmp_path / "in.csv", 4), tmp_path / "out.csv"
+    code, _, _ = cli("send-bulk", source, "-o", target)
+    assert code == 1
+    rows = read_output(target)
+    assert [(r["outcome"], r["error_kind"]) for r in rows] == [("unknown", "outcome_unknown")] * 4
+
+
+@pytest.mark.usefixtures("v4_gateway")
+@respx.mock
+def test_second_ctrl_c_leaves_rows_whose_send_never_began_unrecorded(
+    cli: CliRun, tmp_path: Path
+) -> None:
+    async def press_twice(request: httpx.Request) -> httpx.Response:
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGINT)
+            await anyio.sleep(0.05)
+        return httpx.Response(200, json=V4_OK)  # pragma: no cover - cancelled before
+
+    respx.post(f"{V4_BASE}/DSMS").mock(side_effect=press_twice)
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    # three local rows go as one batch; the two foreign ones (MiMSMS v4 takes Bangladeshi
+    # numbers only) wait their turn behind it and never start
+    rows = [
+        f"{n},hello {i}" for i, n in enumerate([*NUMBERS[:3], "+919812345678", "+919812345679"])
+    ]
+    source.write_text("to,text\n" + "\n".join(rows) + "\n")
+    code, _, _ = cli("send-bulk", source, "-o", target, "--concurrency", "1")
+    assert code == 130
+    recorded = read_output(target)
+    assert [(r["line"], r["outcome"]) for r in recorded] == [(str(n), "unknown") for n in (2, 3, 4)]
