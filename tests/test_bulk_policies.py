@@ -205,7 +205,7 @@ async def test_a_single_failed_over_after_an_unknown_outcome_stays_may_have_been
     assert [a.may_have_been_sent for a in intent.attempts] == [False, True, False]
 
 
-# -- the CLI's send-bulk (one process, singles) ------------------------------------------------
+# -- the CLI's send-bulk (one process, --no-batch) ---------------------------------------------
 
 
 def _cli_gateway(monkeypatch: pytest.MonkeyPatch, make: Callable[[], Gateway]) -> None:
@@ -247,19 +247,19 @@ def test_cli_send_bulk_under_a_breaker_then_resumed(
     sim.mimsms_v4.balance = Decimal("2.50")  # ten singles, then the breaker opens
     sim.fail(IMI, "connect_error", times=3)  # three rows provably not sent anywhere
     source, out = _csv(tmp_path / "in.csv", 30), tmp_path / "out.csv"
-    assert _cli("send-bulk", source, "--output", out, "--key-column", "key") == 1
+    assert _cli("send-bulk", source, "--output", out, "--key-column", "key", "--no-batch") == 1
     rows = _outcomes(out)
     assert [int(r["line"]) for r in rows] == list(range(2, 32))  # each row once, in order
     assert Counter(r["outcome"] for r in rows) == {"accepted": 27, "failed": 3}
     assert [r["idempotency_key"] for r in rows] == [f"row-{i}" for i in range(30)]
     assert sim.mimsms_v4.sent_count() == 10 and sim.imiconnect.sent_count() == 17
     assert sim.mimsms_v4.requests == 11  # the refused eleventh, then nothing more
-    assert _cli("send-bulk", source, "--output", out, "--key-column", "key") == 0
+    assert _cli("send-bulk", source, "--output", out, "--key-column", "key", "--no-batch") == 0
     rows = _outcomes(out)
     assert len(rows) == 30 and {r["outcome"] for r in rows} == {"accepted"}
     assert [taken(sim, num(i)) for i in range(30)] == [1] * 30
-    assert sim.imiconnect.batch_sizes == [1] * 20  # send-bulk sends singles
-    assert _cli("send-bulk", source, "--output", out, "--key-column", "key") == 0
+    assert sim.imiconnect.batch_sizes == [1] * 20  # --no-batch: singles
+    assert _cli("send-bulk", source, "--output", out, "--key-column", "key", "--no-batch") == 0
     assert taken(sim) == 30
 
 
