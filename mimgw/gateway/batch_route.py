@@ -20,29 +20,23 @@ that send, as a single does.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
-
-import anyio
 
 from mimgw._shield import complete
 from mimgw.errors import (
     AllProvidersFailedError,
     InvalidMessageError,
     MimgwError,
-    OutcomeUnknownError,
     ProviderError,
 )
-from mimgw.gateway.batching import SHARED_BATCH_IDS, Batch, adapter_for, orphaned_report
+from mimgw.gateway.batch_ledger import BatchLedgerMixin, Slot
+from mimgw.gateway.batching import Batch, adapter_for
 from mimgw.gateway.core import Trace
-from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE, SendingMixin
-from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerError
-from mimgw.ledger.base import Finish
-from mimgw.models import Message, Receipt, trusted
+from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE
+from mimgw.ledger import IntentAttempt, LedgerError
+from mimgw.models import Message, Receipt, new_references, trusted
 from mimgw.providers.base import Outgoing
 from mimgw.taxonomy import ErrorKind
 
@@ -53,52 +47,12 @@ log = logging.getLogger("mimgw.gateway")
 Outcome = Receipt | MimgwError
 
 
-@dataclass(slots=True, eq=False)
-class Slot:
-    """One recipient of a batch on its way through the gateways (thousands may be in
-    flight at once: nothing here is allocated before it is needed)."""
-
-    message: Message
-    intent_id: str
-    """Its intent (only the id is kept while the request is under way: the intent is
-    built again, finished, from the message and the id)."""
-    outgoing: Outgoing | None = None
-    """Prepared for the gateway about to be tried (the first one: by the planner)."""
-    trace: Trace | None = None
-    """The request under way or last made for this recipient (shared by its batch)."""
-    attempts: tuple[IntentAttempt, ...] = ()
-    errors: tuple[ProviderError, ...] = ()
-    refusals: tuple[MimgwError, ...] = ()
-    outcome: Outcome | None = None
-    maybe_sent: bool = False
-
-    def settle(self, outcome: Outcome, *, maybe_sent: bool = False) -> None:
-        self.maybe_sent = self.maybe_sent or maybe_sent
-        if (
-            self.maybe_sent
-            and isinstance(outcome, ProviderError)
-            and not outcome.may_have_been_sent
-        ):
-            # an earlier attempt may have sent it (a single that failed over after an
-            # unknown outcome): its error says so; a copy, as a batch's is shared
-            outcome = copy.copy(outcome)
-            outcome.mark_may_have_been_sent()
-        self.outcome = outcome
-
-    def state(self) -> IntentState:
-        if isinstance(self.outcome, Receipt):
-            return IntentState.ACCEPTED
-        trace = self.trace
-        unsure = self.maybe_sent or (trace is not None and (trace.maybe_sent or trace.in_request))
-        return IntentState.UNKNOWN if unsure else IntentState.NOT_SENT
-
-
 def _attempt(provider: str, kind: ErrorKind | None = None, maybe: bool = False) -> IntentAttempt:
     """One attempt, shared by every recipient of a request (attempts are frozen)."""
     return trusted(IntentAttempt, {"provider": provider, "kind": kind, "may_have_been_sent": maybe})
 
 
-class BatchRouteMixin(SendingMixin):
+class BatchRouteMixin(BatchLedgerMixin):
     async def _send_batch(
         self,
         messages: Sequence[Message],
@@ -115,10 +69,10 @@ class BatchRouteMixin(SendingMixin):
         events = await self._hold_keys([m.idempotency_key for m in messages])
         try:
             now = self._now()
-            intents = Intent.for_messages(messages, now=now)
-            slots = [Slot(m, i.id, o) for m, i, o in zip(messages, intents, outgoing, strict=True)]
+            ids = new_references(len(messages))
+            slots = [Slot(m, i, o) for m, i, o in zip(messages, ids, outgoing, strict=True)]
             try:
-                held = await complete(partial(self.ledger.begin_many, intents), grace=RECORD_GRACE)
+                held = await complete(partial(self._begin_slots, slots, now), grace=RECORD_GRACE)
             except TimeoutError:
                 error = LedgerError("ledger: writing the send intents timed out; nothing sent")
                 return [error] * len(slots)
@@ -128,7 +82,7 @@ class BatchRouteMixin(SendingMixin):
                 await self._finish_slots(slots, now)
                 raise
             live = self._live(slots, held)
-            del intents, held  # while requests are under way, a slot is all there is
+            del held  # while requests are under way, a slot is all there is
             try:
                 plan = plan if len(live) == len(slots) else None
                 await self._route_batch(live, order, pin, plan)
@@ -139,79 +93,6 @@ class BatchRouteMixin(SendingMixin):
         finally:
             self._release_keys(events)
         return [s.outcome if s.outcome is not None else _lost() for s in slots]
-
-    def _live(self, slots: list[Slot], held: list[Intent]) -> list[Slot]:
-        """The slots whose intent was written; the others answered from the ledger."""
-        live: list[Slot] = []
-        for slot, intent in zip(slots, held, strict=True):
-            if intent.id == slot.intent_id:
-                live.append(slot)
-                continue
-            try:  # another send holds the key: answered from the ledger, not sent
-                slot.outcome = self._replay(intent)
-            except OutcomeUnknownError as exc:
-                slot.outcome = exc
-        return live
-
-    async def _hold_keys(self, keys: Sequence[str | None]) -> dict[str, anyio.Event]:
-        """Wait until no send of this process holds any of ``keys``, then hold them all
-        (holding none while waiting: two batches never wait for each other)."""
-        wanted = [key for key in keys if key is not None]
-        while held := next((e for k in wanted if (e := self._keyed.get(k)) is not None), None):
-            await held.wait()
-        return {key: self._keyed.setdefault(key, anyio.Event()) for key in wanted}
-
-    def _release_keys(self, events: dict[str, anyio.Event]) -> None:
-        for key, event in events.items():
-            if self._keyed.get(key) is event:
-                del self._keyed[key]
-            event.set()
-
-    async def _finish_slots(self, slots: list[Slot], created_at: datetime) -> None:
-        now = self._now()
-        keep = self.redelivery is not None
-        items: list[Finish] = []
-        for slot in slots:
-            state = slot.state()
-            outcome = slot.outcome
-            receipt = outcome if isinstance(outcome, Receipt) else None
-            error = None if receipt is not None else str(outcome) if outcome else "cancelled"
-            intent = Intent.finished_for(
-                slot.message,
-                id=slot.intent_id,
-                created_at=created_at,
-                state=state,
-                now=now,
-                receipt=receipt,
-                attempts=slot.attempts,
-                error=error,
-            )
-            items.append((intent, 1, slot.message if keep and receipt else None))
-
-        async def write() -> None:
-            entries = await self.ledger.finish_many(items)
-            for entry in entries:
-                # a fresh submit needs a follow-up only when a report beat it to a final
-                # state (the redelivery mixin settles or reschedules it)
-                if entry is not None and entry.state.final and not entry.settled:
-                    await self._after_record(entry)
-            await self._adopt_orphans([i.receipt for i, _, _ in items if i.receipt is not None])
-
-        try:
-            await complete(write, grace=RECORD_GRACE)
-        except (MimgwError, TimeoutError) as exc:  # never turn accepted messages into errors
-            log.error("ledger: recording the outcomes of a batch failed: %r", exc)
-
-    async def _adopt_orphans(self, receipts: list[Receipt]) -> None:
-        """Reports a gateway sharing one id per batch pushed before this batch's submit
-        was recorded go to their recipients with the next :meth:`flush`."""
-        names = {r.provider for r in receipts}
-        for name in names:
-            provider = self._providers.get(name)
-            if provider is None or provider.kind not in SHARED_BATCH_IDS:
-                continue
-            mine = receipts if len(names) == 1 else [r for r in receipts if r.provider == name]
-            self._pending += await orphaned_report(self.ledger, name, mine)
 
     async def _route_batch(
         self, slots: list[Slot], order: list[str], pin: str | None, plan: Batch | None

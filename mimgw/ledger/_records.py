@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from mimgw.ledger.entry import LedgerEntry
-from mimgw.ledger.intent import Intent, IntentAttempt, IntentState
-from mimgw.models import Receipt, trusted
+from mimgw.ledger.intent import Intent, IntentAttempt, IntentState, process_token
+from mimgw.models import Message, Receipt, trusted
 from mimgw.taxonomy import ErrorKind, State
 
 __all__ = [
@@ -22,12 +22,15 @@ __all__ = [
     "entry_due",
     "entry_record",
     "entry_reference",
+    "fresh_intent_record",
     "intent_done",
     "intent_key",
     "intent_record",
     "intent_state",
+    "intent_values_record",
     "load_entry",
     "load_intent",
+    "submit_record",
 ]
 
 # -- ledger entries: keyed by (provider, message_id); the record holds the rest ---------
@@ -42,6 +45,12 @@ _E_NEXT, _E_SETTLED = _E["next_attempt_at"], _E["settled"]
 _STATES = {s.value: s for s in State}
 _INTENT_STATES = {s.value: s for s in IntentState}
 _KINDS = {k.value: k for k in ErrorKind}
+# an enum's ``.value`` is a Python-level property: a dict lookup is several times cheaper
+_STATE_VALUES: dict[State, str] = {s: s.value for s in State}
+_INTENT_STATE_VALUES: dict[IntentState, str] = {s: s.value for s in IntentState}
+_FINAL_VALUES = frozenset(s.value for s in State if s.final)
+_IN_FLIGHT = IntentState.IN_FLIGHT.value
+_OWNER = process_token()
 
 
 def entry_record(entry: LedgerEntry) -> EntryRecord:
@@ -50,7 +59,7 @@ def entry_record(entry: LedgerEntry) -> EntryRecord:
     return (
         d["reference"],
         d["to"],
-        d["state"].value,
+        _STATE_VALUES[d["state"]],
         d["attempt"],
         d["submitted"],
         d["report"],
@@ -61,6 +70,30 @@ def entry_record(entry: LedgerEntry) -> EntryRecord:
         d["settled"],
         d["created_at"],
         d["updated_at"],
+    )
+
+
+def submit_record(
+    receipt: Receipt, attempt: int, message: Message | None, now: datetime
+) -> EntryRecord:
+    """The record of ``LedgerEntry.from_submit(receipt, attempt=attempt, message=message,
+    now=now)``, without building the entry."""
+    d = receipt.__dict__
+    m = None if message is None else message.__dict__
+    return (
+        d["reference"],
+        d["to"],
+        _STATE_VALUES[d["state"]],
+        attempt,
+        True,
+        None,
+        None if m is None else m["text"],
+        None if m is None else m["sender"],
+        "transactional" if m is None else m["category"],
+        None,
+        False,
+        now,
+        now,
     )
 
 
@@ -83,7 +116,7 @@ def entry_due(record: EntryRecord, now: datetime) -> bool:
 
 def entry_done(record: EntryRecord) -> bool:
     """Needs nothing more: settled, or final with no redelivery due."""
-    final = _STATES[record[_E_STATE]].final
+    final = record[_E_STATE] in _FINAL_VALUES
     return bool(record[_E_SETTLED]) or (final and record[_E_NEXT] is None)
 
 
@@ -101,14 +134,13 @@ _R_STATE = RECEIPT_FIELDS.index("state")
 def intent_record(intent: Intent, *, drop_key: bool = False) -> IntentRecord:
     """The record of ``intent`` (without its id); ``drop_key``: stored without its key."""
     d = intent.__dict__
-    receipt: Receipt | None = d["receipt"]
-    return (
+    return intent_values_record(
         None if drop_key else d["key"],
         d["reference"],
         d["to"],
-        d["state"].value,
-        None if receipt is None else _receipt_record(receipt),
-        tuple((a.provider, a.kind and a.kind.value, a.may_have_been_sent) for a in d["attempts"]),
+        d["state"],
+        d["receipt"],
+        d["attempts"],
         d["error"],
         d["resolved_by"],
         d["owner"],
@@ -117,9 +149,52 @@ def intent_record(intent: Intent, *, drop_key: bool = False) -> IntentRecord:
     )
 
 
+def intent_values_record(
+    key: str | None,
+    reference: str,
+    to: str,
+    state: IntentState,
+    receipt: Receipt | None,
+    attempts: tuple[IntentAttempt, ...],
+    error: str | None,
+    resolved_by: str | None,
+    owner: str,
+    created_at: datetime,
+    updated_at: datetime,
+) -> IntentRecord:
+    """The record of an intent with these field values (its id aside), without the intent."""
+    return (
+        key,
+        reference,
+        to,
+        _INTENT_STATE_VALUES[state],
+        None if receipt is None else _receipt_record(receipt),
+        tuple(_attempt_record(a) for a in attempts) if attempts else (),
+        error,
+        resolved_by,
+        owner,
+        created_at,
+        updated_at,
+    )
+
+
+def fresh_intent_record(message: Message, now: datetime) -> IntentRecord:
+    """The record of ``Intent.for_message(message, now=now)`` (its id aside), without
+    building the intent."""
+    m = message.__dict__
+    key, reference, to = m["idempotency_key"], m["reference"], m["to"]
+    return (key, reference, to, _IN_FLIGHT, None, (), None, None, _OWNER, now, now)
+
+
+def _attempt_record(attempt: IntentAttempt) -> tuple[Any, ...]:
+    d = attempt.__dict__
+    kind: ErrorKind | None = d["kind"]
+    return (d["provider"], None if kind is None else kind.value, d["may_have_been_sent"])
+
+
 def _receipt_record(receipt: Receipt) -> tuple[Any, ...]:
     d = receipt.__dict__
-    return tuple(d[f].value if f == "state" else d[f] for f in RECEIPT_FIELDS)
+    return tuple(_STATE_VALUES[d[f]] if f == "state" else d[f] for f in RECEIPT_FIELDS)
 
 
 def load_intent(intent_id: str, record: IntentRecord) -> Intent:

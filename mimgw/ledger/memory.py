@@ -15,19 +15,32 @@ from mimgw.ledger._records import (
     entry_due,
     entry_record,
     entry_reference,
+    fresh_intent_record,
     intent_done,
     intent_key,
     intent_record,
     intent_state,
+    intent_values_record,
     load_entry,
     load_intent,
+    submit_record,
 )
 from mimgw.ledger.base import Finish, Ledger
 from mimgw.ledger.entry import LedgerEntry, settled, utcnow
-from mimgw.ledger.intent import Intent, IntentState
+from mimgw.ledger.intent import Intent, IntentAttempt, IntentState, process_token
 from mimgw.models import DeliveryReport, Message, Receipt
+from mimgw.taxonomy import State
 
-__all__ = ["MemoryLedger"]
+__all__ = ["BatchFinish", "MemoryLedger"]
+
+BatchFinish = tuple[
+    Message, str, IntentState, Receipt | None, tuple[IntentAttempt, ...], str | None, bool
+]
+"""One recipient of a batch as :meth:`MemoryLedger.finish_batch` takes it: its message,
+its intent's id, the intent's state, receipt, attempts and error, and whether the
+message's text is kept (for redelivery)."""
+
+_FINAL = frozenset(s for s in State if s.final)
 
 log = logging.getLogger("mimgw.ledger")
 
@@ -70,6 +83,12 @@ class MemoryLedger(Ledger):
             getattr(kind, name) is getattr(MemoryLedger, name)
             for name in ("begin", "finish", "record_submit")
         )
+        self.batch_direct = self._plain and all(
+            getattr(kind, name) is getattr(MemoryLedger, name)
+            for name in ("begin_many", "finish_many")
+        )
+        """Whether :meth:`begin_batch` and :meth:`finish_batch` write what ``begin_many``
+        and ``finish_many`` would (false for a subclass that hooks any of them)."""
 
     # -- intents ------------------------------------------------------------------------
 
@@ -130,6 +149,73 @@ class MemoryLedger(Ledger):
             self._intents[intent.id] = intent_record(intent)
         else:  # another intent holds the key (this one never got it): keep it as history
             self._intents[intent.id] = intent_record(intent, drop_key=True)
+
+    # -- a batch's recipients, without building models only to take them apart --------
+
+    def begin_batch(
+        self, messages: Sequence[Message], ids: Sequence[str], now: datetime
+    ) -> list[Intent | None]:
+        """``begin_many`` of ``Intent.for_message(m, now=now, id=i)`` for each message
+        and id; None where that intent was written, else the intent holding its key.
+        Only while :attr:`batch_direct`."""
+        held: list[Intent | None] = []
+        intents = self._intents
+        for message, intent_id in zip(messages, ids, strict=True):
+            if message.idempotency_key is None:  # nothing to hold: its record at once
+                intents[intent_id] = fresh_intent_record(message, now)
+                held.append(None)
+                continue
+            fresh = Intent.for_message(message, now=now, id=intent_id)
+            found = self._begin(fresh, trim=False)
+            held.append(None if found.id == intent_id else found)
+        self._trim(intents, intent_done, "intents")
+        return held
+
+    def finish_batch(
+        self, items: Sequence[BatchFinish], *, created_at: datetime, now: datetime
+    ) -> list[LedgerEntry]:
+        """``finish_many`` of ``(Intent.finished_for(message, id=…, created_at=created_at,
+        state=…, now=now, receipt=…, attempts=…, error=…), 1, message if kept else None)``
+        for each item. Returns the entries built: every entry that existed already, and
+        every new one in a final state; a new entry in any other state needs no follow-up
+        and is written as a record only. Only while :attr:`batch_direct`."""
+        built: list[LedgerEntry] = []
+        intents = self._intents
+        entries = self._entries
+        clock = self._clock()  # one write: one time for all
+        owner = process_token()
+        for message, intent_id, state, receipt, attempts, error, keep in items:
+            key = message.idempotency_key
+            accepted = state is IntentState.ACCEPTED
+            if key is None and accepted:  # its entry holds the receipt
+                intents.pop(intent_id, None)
+            else:
+                mine = key is None or self._keys.setdefault(key, intent_id) == intent_id
+                intents[intent_id] = intent_values_record(
+                    key if mine else None,
+                    message.reference,
+                    message.to,
+                    state,
+                    receipt,
+                    attempts,
+                    error,
+                    None,
+                    owner,
+                    created_at,
+                    now,
+                )
+            if not accepted or receipt is None or not receipt.message_id:
+                continue
+            kept = message if keep else None
+            where = (receipt.provider, receipt.message_id)
+            if where not in entries:
+                entries[where] = record = submit_record(receipt, 1, kept, clock)
+                if receipt.state in _FINAL:
+                    built.append(load_entry(where, record))
+                continue
+            built.append(self._submit(receipt, 1, kept, clock, trim=False))
+        self._trim(entries, entry_done, "entries")
+        return built
 
     async def intent(self, ref: str) -> Intent | None:
         found = self._intents.get(ref)
