@@ -1,6 +1,6 @@
-"""Shared by the odd-campaign bulk tests (test_bulk_unusual.py, test_bulk_faults.py):
-gateways on the simulator, copies counted at the simulator, and the invariants every
-campaign must keep."""
+"""Shared by the bulk tests on the simulator (test_bulk_unusual.py, test_bulk_faults.py,
+test_bulk_after.py, test_bulk_campaigns.py): gateways, copies counted at the simulator,
+states read from the ledger, and the invariants every campaign must keep."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from mimgw import (
     Message,
     MimgwError,
     Receipt,
+    State,
 )
 from mimgw.gateway import Gateway
 from mimgw.gateway.batching import batch_parts
 from mimgw.ledger import IntentState
+from mimgw.providers.mimsms_v4 import MimSmsV4
 from mimgw.simulator import Simulator
 from mimgw.testing import fake_gateway_for
 
@@ -89,3 +91,14 @@ async def check_ledger_holds_all_taken(
         if taken(sim, m.to):
             assert await gw.history(m.reference) or m.reference in open_refs, m
     assert all(h["in_flight"] == 0 for h in gw.health().values())
+
+
+def v4_of(gw: Gateway) -> MimSmsV4:
+    provider = gw.providers[V4]
+    assert isinstance(provider, MimSmsV4)
+    return provider
+
+
+async def states(gw: Gateway, receipts: tuple[Receipt, ...] | list[Receipt]) -> list[State | None]:
+    entries = [await gw.ledger.get(r.provider, r.message_id) for r in receipts]
+    return [None if e is None else e.state for e in entries]
