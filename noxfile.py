@@ -65,7 +65,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The overhead benchmark (benchmarks/results.json), then bench_scale.py at 5,000
-    messages (benchmarks/scale.json) if Redis and PostgreSQL are reachable."""
+    messages, one request per message and in native batches (benchmarks/scale.json,
+    scale_batch.json), if Redis and PostgreSQL are reachable."""
     args = session.posargs or ["--json", "benchmarks/results.json"]
     uv_run(session, "python", "benchmarks/bench_overhead.py", *args)
     # issue 13: singles vs raw httpx/aiohttp, CPU per send, batched bulk, RSS, ledger
@@ -86,5 +87,8 @@ def bench(session: nox.Session) -> None:
     if up(6379) and up(5432):
         scale = ["--messages", "5000", "--json", "benchmarks/scale.json"]
         uv_run(session, "python", "benchmarks/bench_scale.py", *scale)
+        # the same campaign with chunks in native batches (MimgwTasks' default)
+        batched = ["--messages", "5000", "--batch", "--json", "benchmarks/scale_batch.json"]
+        uv_run(session, "python", "benchmarks/bench_scale.py", *batched)
     else:
         session.log("bench_scale.py skipped: Redis (6379) or PostgreSQL (5432) not reachable")

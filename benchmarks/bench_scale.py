@@ -145,6 +145,7 @@ async def campaign(
             "BENCH_REDIS_URL": args.redis_url,
             "BENCH_QUEUE": queue,
             "BENCH_CONCURRENCY": str(args.concurrency),
+            "BENCH_BATCH": "1" if args.batch else "0",
         }
     )
     broker = ListQueueBroker(args.redis_url, queue_name=queue)
@@ -245,6 +246,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "chunk_size": args.chunk,
             "concurrency_per_worker": args.concurrency,
             "max_async_tasks": args.max_async_tasks,
+            "batch": args.batch,
         },
         "machine": {
             "python": platform.python_version(),
@@ -272,7 +274,8 @@ def table(result: dict[str, Any]) -> str:
     settings = result["settings"]
     lines = [
         f"{settings['messages']:,} messages, {settings['latency_s'] * 1000:g} ms per request, "
-        f"{settings['concurrency_per_worker']} in flight per worker",
+        f"{settings['concurrency_per_worker']} in flight per worker, "
+        + ("native batches" if settings["batch"] else "one request per message"),
         "",
         f"{'workers':>7} {'msg/s':>9} {'scaling':>8} {'ledger rows/s':>14} "
         f"{'peak RSS/worker (MiB)':>22} {'exactly once':>13}",
@@ -307,6 +310,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="in flight per worker")
     parser.add_argument("--max-async-tasks", type=int, default=1, help="chunks at once per worker")
     parser.add_argument("--chunk", type=int, default=50, help="messages per queued chunk")
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="chunks in native batches (MimgwTasks' default); without it one request per "
+        "message, the case where the gateway's latency bounds each worker",
+    )
     parser.add_argument("--ledger-intents", type=int, default=10_000)
     parser.add_argument(
         "--stall", type=float, default=60.0, help="give up after s without progress"

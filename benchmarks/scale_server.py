@@ -4,11 +4,13 @@ Run as ``python benchmarks/scale_server.py --port P [--latency 0.02]``. It is ai
 (installed with mimgw's ``aiohttp`` extra) rather than uvicorn + h11, so the server's own
 CPU stays small next to the workers' on a small machine.
 
-``POST /api/SmsSending/SMS`` answers success (``statusCode`` 200, a ``trxnId``) after
-``latency`` seconds. ``GET /stats`` gives ``total`` submits, ``distinct`` (number, text)
-pairs, ``max_count`` of one pair and the ``first`` / ``last`` arrival times (epoch s).
-``POST /control/reset`` clears the counts. The shape matches the v4 document's single
-send (``UserName``, ``Apikey``, ``MobileNumber``, ``Message``, ``SenderName``).
+``POST /api/SmsSending/SMS`` (one number), ``OneToMany`` (comma-separated numbers, one
+text) and ``DSMS`` (``SmsData`` rows) answer success (``statusCode`` 200, a ``trxnId``)
+after ``latency`` seconds; every recipient counts as one submit. ``GET /stats`` gives
+``total`` submits, ``distinct`` (number, text) pairs, ``max_count`` of one pair and the
+``first`` / ``last`` arrival times (epoch s). ``POST /control/reset`` clears the counts.
+The shapes match the v4 document's sends (``UserName``, ``Apikey``, ``MobileNumber``,
+``Message``, ``SenderName``, ``SmsData``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import asyncio
 import itertools
 import time
 from collections import Counter
+from typing import Any
 
 SMS_PATH = "/api/SmsSending/SMS"
+ONE_TO_MANY_PATH = "/api/SmsSending/OneToMany"
+DSMS_PATH = "/api/SmsSending/DSMS"
 USERNAME = "bench@example.com"
 API_KEY = "bench-server-key"
 SENDER = "BENCHSRV"
@@ -35,6 +40,15 @@ def provider_env(url: str, *, name: str = "bench") -> dict[str, str]:
         base + "SENDER": SENDER,
         base + "BASE_URL": url,
     }
+
+
+def recipients(path: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (number, text) pairs of one submit: a single, a one-to-many or a DSMS."""
+    if path == DSMS_PATH:
+        return [(str(r.get("MobNumber")), str(r.get("Message"))) for r in fields["SmsData"]]
+    text = str(fields.get("Message"))
+    numbers = str(fields.get("MobileNumber"))
+    return [(n, text) for n in (numbers.split(",") if path == ONE_TO_MANY_PATH else [numbers])]
 
 
 def make_app(latency: float) -> object:
@@ -60,7 +74,8 @@ def make_app(latency: float) -> object:
             span[1] = now
         else:
             span.extend((now, now))
-        counts[(str(fields.get("MobileNumber")), str(fields.get("Message")))] += 1
+        for pair in recipients(request.path, fields):
+            counts[pair] += 1
         if latency:
             await asyncio.sleep(latency)
         return web.json_response(
@@ -89,7 +104,8 @@ def make_app(latency: float) -> object:
         return web.json_response({})
 
     app = web.Application()
-    app.router.add_post(SMS_PATH, sms)
+    for path in (SMS_PATH, ONE_TO_MANY_PATH, DSMS_PATH):
+        app.router.add_post(path, sms)
     app.router.add_get("/stats", stats)
     app.router.add_post("/control/reset", reset)
     return app

@@ -1,7 +1,8 @@
 """The taskiq app bench_scale.py runs as worker processes (configured by environment).
 
 ``BENCH_REDIS_URL`` and ``BENCH_QUEUE`` name the broker; ``BENCH_CONCURRENCY`` bounds the
-messages one chunk sends at once. The Gateway comes from ``MIMGW_*`` (the loopback
+requests one chunk has in flight; ``BENCH_BATCH=1`` sends chunks in native batches
+(else one request per message). The Gateway comes from ``MIMGW_*`` (the loopback
 server, the PostgreSQL ledger, RedisState), built once per worker process.
 """
 
@@ -18,4 +19,5 @@ tasks = MimgwTasks(
     broker,
     concurrency=int(os.environ.get("BENCH_CONCURRENCY", "8")),
     redeliver_every=None,
+    batch=os.environ.get("BENCH_BATCH") == "1",
 )

@@ -116,7 +116,9 @@ class MimgwTasks:
     ``Gateway.from_settings(settings)`` (``settings=None`` reads ``MIMGW_*``).
     ``redeliver_every`` (seconds) labels ``redeliver_due`` for taskiq's scheduler
     (``taskiq scheduler`` with a ``LabelScheduleSource``); ``concurrency`` bounds the
-    messages one chunk sends at once.
+    requests one chunk has in flight at once. A chunk goes in native batches where its
+    gateway has them (``batch=False``: one request per message); either way each
+    message has its own write-ahead intent and key.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class MimgwTasks:
         chunk_size: int = 200,
         concurrency: int = 32,
         redeliver_every: float | None = 60.0,
+        batch: bool = True,
     ) -> None:
         if chunk_size < 1 or concurrency < 1:
             raise ValueError("chunk_size and concurrency must be at least 1")
@@ -137,6 +140,7 @@ class MimgwTasks:
         self._factory = gateway_factory
         self.chunk_size = chunk_size
         self.concurrency = concurrency
+        self.batch = batch
         self._gateway: Gateway | None = None
         self._lock = anyio.Lock()
 
@@ -210,8 +214,9 @@ class MimgwTasks:
     async def _send_chunk(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
         messages = [_message(p) for p in payloads]
         gateway = await self.gateway()
-        # one request per message: each goes through its own write-ahead intent and key
-        result = await gateway.send_bulk(messages, concurrency=self.concurrency, batch=False)
+        # each message keeps its own write-ahead intent and key, batched or not: a chunk
+        # delivered twice sends nothing twice
+        result = await gateway.send_bulk(messages, concurrency=self.concurrency, batch=self.batch)
         return [outcome(m, o) for m, o in zip(messages, result.outcomes, strict=True)]
 
     async def _redeliver_due(self, limit: int | None = None) -> dict[str, int]:

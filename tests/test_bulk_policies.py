@@ -276,14 +276,19 @@ def test_cli_send_bulk_has_no_json_output(
 # -- taskiq: a chunk delivered twice -----------------------------------------------------------
 
 
-async def test_a_chunk_task_delivered_twice_sends_nothing_twice(sim: Simulator) -> None:
+@pytest.mark.parametrize("batch", [True, False], ids=["batches", "singles"])
+async def test_a_chunk_task_delivered_twice_sends_nothing_twice(
+    sim: Simulator, batch: bool
+) -> None:
     from taskiq import InMemoryBroker
 
     from mimgw.taskiq import MimgwTasks, _campaign_payload
 
     wire = Wire(sim)
     gw = fake_gateway_for(v4(sim), imi(sim))
-    tasks = MimgwTasks(InMemoryBroker(), gateway_factory=lambda: gw, redeliver_every=None)
+    tasks = MimgwTasks(
+        InMemoryBroker(), gateway_factory=lambda: gw, redeliver_every=None, batch=batch
+    )
     payloads = [_campaign_payload("c1", num(i), "chunk text", None) for i in range(20)]
     try:
         first = await (await tasks.send_chunk.kiq(payloads)).wait_result(timeout=10)
@@ -293,5 +298,9 @@ async def test_a_chunk_task_delivered_twice_sends_nothing_twice(sim: Simulator) 
     assert [o["state"] for o in first.return_value] == ["accepted"] * 20
     assert again.return_value == first.return_value  # answered from the ledger
     assert [taken(sim, num(i)) for i in range(20)] == [1] * 20
-    # the chunk task sends singles (batch=False), not one-to-many
-    assert wire.count(V4_SINGLE) == 20 and wire.count(ONE_TO_MANY) == 0
+    # the second delivery sent nothing: one-to-many batches (of 7 here), or 20 singles
+    if batch:
+        assert v4_batches(sim) == [7, 7, 6]
+        assert wire.count(ONE_TO_MANY) == 3 and wire.count(V4_SINGLE) == 0
+    else:
+        assert wire.count(V4_SINGLE) == 20 and wire.count(ONE_TO_MANY) == 0

@@ -1,8 +1,10 @@
 """A MiMSMS-v4-shaped gateway on loopback that counts what it is sent (tests, benchmark).
 
 Run as ``python tests/services/count_server.py --port P [--latency 0.02]`` (uvicorn).
-``POST /api/SmsSending/SMS`` answers success (``statusCode`` 200 and a ``trxnId``) after
-``latency`` seconds, or 401 while ``POST /control/auth`` is set. ``GET /stats`` gives the
+``POST /api/SmsSending/SMS`` (one number), ``OneToMany`` (comma-separated numbers, one
+text) and ``DSMS`` (``SmsData`` rows of number and text) answer success (``statusCode``
+200 and a ``trxnId``) after ``latency`` seconds, or 401 while ``POST /control/auth`` is
+set; every recipient counts as one submit. ``GET /stats`` gives the
 total, the number of distinct (number, text) pairs, the highest count of one pair and,
 with ``?times=1``, the arrival time of every submit. ``POST /control/reset`` clears it.
 """
@@ -18,6 +20,8 @@ from collections import Counter
 from typing import Any
 
 SMS_PATH = "/api/SmsSending/SMS"
+ONE_TO_MANY_PATH = "/api/SmsSending/OneToMany"
+DSMS_PATH = "/api/SmsSending/DSMS"
 USERNAME = "count@example.com"
 API_KEY = "count-server-key"
 SENDER = "COUNTSRV"
@@ -55,7 +59,7 @@ class CountServer:
     async def handle(
         self, method: str, path: str, scope: dict[str, Any], body: bytes
     ) -> tuple[int, Any]:
-        if path == SMS_PATH and method == "POST":
+        if path in (SMS_PATH, ONE_TO_MANY_PATH, DSMS_PATH) and method == "POST":
             fields = json.loads(body or b"{}")
             if self.auth_fails or fields.get("Apikey") != API_KEY:
                 return 200, {
@@ -64,8 +68,9 @@ class CountServer:
                     "trxnId": "",
                     "responseResult": "Invalid UserName & Password",
                 }
-            self.times.append(time.time())
-            self.counts[(str(fields.get("MobileNumber")), str(fields.get("Message")))] += 1
+            for pair in recipients(path, fields):
+                self.times.append(time.time())
+                self.counts[pair] += 1
             if self.latency:
                 await asyncio.sleep(self.latency)
             return 200, {
@@ -95,6 +100,16 @@ class CountServer:
             self.auth_fails = False
             return 200, {}
         return 404, {"error": "not found"}
+
+
+def recipients(path: str, fields: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (number, text) pairs of one v4 submit: a single, a one-to-many or a DSMS."""
+    if path == DSMS_PATH:
+        rows = fields.get("SmsData") or []
+        return [(str(r.get("MobNumber")), str(r.get("Message"))) for r in rows]
+    numbers = str(fields.get("MobileNumber")).split(",") if path == ONE_TO_MANY_PATH else None
+    text = str(fields.get("Message"))
+    return [(n, text) for n in numbers] if numbers else [(str(fields.get("MobileNumber")), text)]
 
 
 def provider_env(url: str, *, name: str = "count") -> dict[str, str]:
