@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 import respx
+from rich.progress import Progress
 
 from mimgw.cli import send
 from mimgw.cli.bulk import FIELDS, file_key
@@ -226,8 +227,8 @@ def test_progress_moves_per_row_and_shows_rate_and_eta(
 ) -> None:
     advances: list[float] = []
 
-    class Spy(send.Progress):  # type: ignore[misc]
-        def update(self, task: Any, **fields: Any) -> None:
+    class Spy(Progress):
+        def update(self, task: Any, **fields: Any) -> None:  # type: ignore[override]
             if "advance" in fields:
                 advances.append(fields["advance"])
             super().update(task, **fields)
@@ -277,32 +278,29 @@ def v4_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("v4_gateway")
+@pytest.mark.parametrize(("flags", "requests"), [((), (1, 0)), (("--no-batch",), (0, 12))])
 @respx.mock
-def test_rows_go_in_native_batches_each_with_its_own_outcome(cli: CliRun, tmp_path: Path) -> None:
+def test_rows_go_in_native_batches_unless_told_each_with_its_own_outcome(
+    cli: CliRun, tmp_path: Path, flags: tuple[str, ...], requests: tuple[int, int]
+) -> None:
     dsms = respx.post(f"{V4_BASE}/DSMS").respond(json=V4_OK)
-    single = respx.post(f"{V4_BASE}/SMS").respond(json=V4_OK)
+    ids = iter(range(100))
+    single = respx.post(f"{V4_BASE}/SMS").mock(
+        side_effect=lambda _: httpx.Response(200, json={**V4_OK, "trxnId": f"S{next(ids)}"})
+    )
     source, target = write_input(tmp_path / "in.csv", 12), tmp_path / "out.csv"
-    code, _, err = cli("send-bulk", source, "-o", target)
+    code, _, err = cli("send-bulk", source, "-o", target, *flags)
     assert code == 0, err
-    assert (dsms.call_count, single.call_count) == (1, 0)
-    sent = json.loads(dsms.calls[0].request.content)["SmsData"]
-    assert [d["Message"] for d in sent] == [f"Your parcel {i} ships today" for i in range(1, 13)]
+    assert (dsms.call_count, single.call_count) == requests
+    if dsms.called:  # one DSMS request with every row's own text, in order
+        sent = json.loads(dsms.calls[0].request.content)["SmsData"]
+        assert [d["Message"] for d in sent] == [
+            f"Your parcel {i} ships today" for i in range(1, 13)
+        ]
     rows = read_output(target)
     assert [r["outcome"] for r in rows] == ["accepted"] * 12
     assert [r["reference"] for r in rows] == [f"order-{i}" for i in range(1, 13)]
     assert len({r["message_id"] for r in rows}) == 12  # one ledger entry per row
-
-
-@pytest.mark.usefixtures("v4_gateway")
-@respx.mock
-def test_no_batch_sends_one_request_per_row(cli: CliRun, tmp_path: Path) -> None:
-    dsms = respx.post(f"{V4_BASE}/DSMS").respond(json=V4_OK)
-    single = respx.post(f"{V4_BASE}/SMS").respond(json=V4_OK)
-    source, target = write_input(tmp_path / "in.csv", 5), tmp_path / "out.csv"
-    code, _, err = cli("send-bulk", source, "-o", target, "--no-batch")
-    assert code == 0, err
-    assert (dsms.call_count, single.call_count) == (0, 5)
-    assert [r["outcome"] for r in read_output(target)] == ["accepted"] * 5
 
 
 @pytest.mark.usefixtures("v4_gateway")
