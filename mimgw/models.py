@@ -78,15 +78,19 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
             raise TypeError(f"{cls.__name__} is not frozen") from None
         fields = _FIELDS_SETS[cls] = set(cls.__pydantic_fields__)
     obj = _new(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", fields)
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
+    _set_dict(obj, values)
+    _set_fields(obj, fields)
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
 
 
 _new = object.__new__
-_set = object.__setattr__
+# BaseModel's own slots, set through their descriptors (no attribute lookup per object)
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

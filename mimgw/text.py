@@ -84,4 +84,22 @@ def analyse_text(text: str) -> TextInfo:
         segments = -(-units // CONCAT[encoding])
     else:
         segments = _count_segments(_unit_sizes(text, encoding), units, encoding)
-    return TextInfo(encoding=encoding, characters=len(text), units=units, segments=segments)
+    return _info(encoding, len(text), units, segments)
+
+
+_INFOS: dict[tuple[Encoding, int, int, int], TextInfo] = {}
+_INFOS_KEPT = 4096
+"""Distinct analyses kept (texts of one length and alphabet share one)."""
+
+
+def _info(encoding: Encoding, characters: int, units: int, segments: int) -> TextInfo:
+    """One :class:`TextInfo` per distinct analysis: a campaign of personalised texts of a
+    few lengths keeps a few objects, not one per message (an analysis is immutable)."""
+    key = (encoding, characters, units, segments)
+    info = _INFOS.get(key)
+    if info is None:
+        info = TextInfo(encoding=encoding, characters=characters, units=units, segments=segments)
+        if len(_INFOS) >= _INFOS_KEPT:
+            _INFOS.clear()
+        _INFOS[key] = info
+    return info

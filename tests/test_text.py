@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mimgw import analyse_text
+from mimgw import TextInfo, analyse_text
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,13 @@ def test_analysis_matches_the_character_by_character_definition() -> None:
         info = analyse_text(text)
         assert (info.encoding, info.units, info.segments) == _reference(text), repr(text)
         assert info.characters == len(text)
+
+
+def test_texts_with_the_same_analysis_share_one_object() -> None:
+    first, second = analyse_text("hello 1001"), analyse_text("hello 2002")
+    assert first is second  # a campaign of personalised texts keeps one per length
+    assert first == TextInfo(encoding="gsm7", characters=10, units=10, segments=1)
+    other = analyse_text("hello 30003")
+    assert other is not first and other.characters == 11
+    ucs2 = analyse_text("অ" * 10)
+    assert ucs2 is not first and ucs2.encoding == "ucs2" and ucs2.units == first.units

@@ -10,6 +10,7 @@ import pytest
 from mimgw import Gateway, Message, Receipt
 from mimgw.ledger import Intent, IntentAttempt, IntentState, MemoryLedger
 from mimgw.providers.mimsms_v4 import MimSmsV4
+from mimgw.providers.outgoing import receipts_for
 from mimgw.retry import RetryPolicy
 from mimgw.taxonomy import ErrorKind
 
@@ -60,3 +61,21 @@ async def test_receipts_and_attempts_of_a_gateway_send(fail_first: bool) -> None
     for attempt in intent.attempts:
         same_as_validated(attempt)
     assert [a.provider for a in intent.attempts] == (["a", "b"] if fail_first else ["a"])
+
+
+def test_the_receipts_of_a_batch_are_each_items_receipt() -> None:
+    v4 = MimSmsV4(username="u@x.test", api_key="k", sender="S")
+    items = [
+        v4.prepare(Message(to="01712345678", text="hi")),
+        v4.prepare(Message(to="01812345678", text="অ" * 71, reference="ref-2")),  # 2 segments
+    ]
+    got = receipts_for(items, "v4", ["T1/8801712345678", "T1/8801812345678"], raw='{"a":1}')
+    assert got == [
+        items[0].receipt("v4", "T1/8801712345678", raw='{"a":1}'),
+        items[1].receipt("v4", "T1/8801812345678", raw='{"a":1}'),
+    ]
+    for receipt in got:
+        same_as_validated(receipt)
+    assert got[1].segments == 2 and got[1].encoding == "ucs2" and got[1].reference == "ref-2"
+    with pytest.raises(ValueError, match="shorter"):
+        receipts_for(items, "v4", ["T1"], raw=None)  # one id per recipient

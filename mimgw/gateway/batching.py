@@ -97,7 +97,7 @@ def _unique_chunks(indices: list[int], ready: Sequence[Outgoing], size: int) -> 
     """Chunks of at most ``size`` in which no number appears twice (input order kept)."""
     chunks: list[tuple[list[int], set[str]]] = []
     for i in indices:
-        to = ready[i].to
+        to = ready[i].message.to
         for members, numbers in chunks:
             if len(members) < size and to not in numbers:
                 members.append(i)

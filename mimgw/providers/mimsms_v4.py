@@ -39,6 +39,7 @@ from mimgw.providers._v4_codes import (
     classify_sms_failed,
 )
 from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits
+from mimgw.providers.outgoing import receipts_for
 from mimgw.taxonomy import State
 from mimgw.text import TextInfo
 
@@ -223,10 +224,11 @@ class MimSmsV4(Provider):
         """One receipt per recipient of an accepted batch: under the batch's ``trxnId``,
         or under ``name_each(trxnId, number)`` (the Gateway's per-recipient ids)."""
         trxn_id = _accepted(response)
-        raw = response.text
         if name_each is None:
-            return [o.receipt(self.name, trxn_id, raw=raw) for o in items]
-        return [o.receipt(self.name, name_each(trxn_id, o.to), raw=raw) for o in items]
+            ids: list[str] = [trxn_id] * len(items)
+        else:
+            ids = [name_each(trxn_id, o.message.to) for o in items]
+        return receipts_for(items, self.name, ids, raw=response.text)
 
     async def _dynamic(self, items: list[Outgoing], *, name_each: Namer = None) -> list[Receipt]:
         body = {
@@ -234,7 +236,7 @@ class MimSmsV4(Provider):
             "Apikey": self._api_key,
             "SenderName": items[0].sender,
             "TransactionType": "D",
-            "SmsData": [{"MobNumber": o.to, "Message": o.text} for o in items],
+            "SmsData": [{"MobNumber": m.to, "Message": m.text} for m in (o.message for o in items)],
         }
         response = await self._request(
             "POST", DYNAMIC_PATH, submit=True, json_body=body, headers=_JSON_HEADERS
