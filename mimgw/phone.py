@@ -109,14 +109,18 @@ def _e164(parsed: phonenumbers.PhoneNumber) -> str:
     return e164[1:]
 
 
-@lru_cache(maxsize=1024)
 def region_of(number: str) -> str:
     """The ISO region (``"BD"``, ``"GB"``…) of E.164 digits as :func:`normalize_number` returns.
 
     ``"ZZ"`` when the country code is unknown.
     """
-    if number.startswith("880"):
+    if number.startswith("880"):  # no cache to look in (a campaign's numbers are distinct)
         return "BD"
+    return _foreign_region(number)
+
+
+@lru_cache(maxsize=1024)
+def _foreign_region(number: str) -> str:
     import phonenumbers
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import httpx
@@ -10,9 +11,10 @@ import pytest
 from mimgw import Gateway, Message, Receipt
 from mimgw.ledger import Intent, IntentAttempt, IntentState, MemoryLedger
 from mimgw.providers.mimsms_v4 import MimSmsV4
-from mimgw.providers.outgoing import receipts_for
+from mimgw.providers.outgoing import Outgoing, receipts_for
 from mimgw.retry import RetryPolicy
 from mimgw.taxonomy import ErrorKind
+from mimgw.text import analyse_text
 
 
 def same_as_validated(model: object) -> None:
@@ -79,3 +81,14 @@ def test_the_receipts_of_a_batch_are_each_items_receipt() -> None:
     assert got[1].segments == 2 and got[1].encoding == "ucs2" and got[1].reference == "ref-2"
     with pytest.raises(ValueError, match="shorter"):
         receipts_for(items, "v4", ["T1"], raw=None)  # one id per recipient
+
+
+def test_a_prepared_message_is_the_outgoing_the_dataclass_builds() -> None:
+    v4 = MimSmsV4(username="u@x.test", api_key="k", sender="S")
+    message = Message(to="01712345678", text="hi", sender="OTHER")
+    made = v4.prepare(message)
+    assert type(made) is Outgoing
+    assert made == Outgoing(message=message, sender="OTHER", info=analyse_text("hi"))
+    assert made.to == "8801712345678" and made.sender == "OTHER" and made.info.segments == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.sender = "X"  # type: ignore[misc]

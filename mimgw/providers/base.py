@@ -43,6 +43,7 @@ from mimgw.providers.outgoing import (
     ReportListener,
     TextLimits,
     WebhookItem,
+    outgoing_for,
 )
 from mimgw.redact import Redactor
 from mimgw.taxonomy import ErrorKind
@@ -275,7 +276,7 @@ class Provider(ABC):
         info = analyse_text(message.text)
         self.limits.check(info, self.name)
         self._check(message, info)
-        return Outgoing(message=message, sender=sender, info=info)
+        return outgoing_for(message, sender, info)
 
     def _check(self, message: Message, info: TextInfo) -> None:  # noqa: B027 - optional hook
         """Gateway-specific checks before sending; raise ``InvalidMessageError``."""

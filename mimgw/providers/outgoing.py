@@ -21,6 +21,7 @@ __all__ = [
     "ReportListener",
     "TextLimits",
     "WebhookItem",
+    "outgoing_for",
     "receipts_for",
 ]
 
@@ -125,6 +126,22 @@ class Outgoing:
                 "raw": raw,
             },
         )
+
+
+_new = object.__new__
+_set_message = Outgoing.__dict__["message"].__set__
+_set_sender = Outgoing.__dict__["sender"].__set__
+_set_info = Outgoing.__dict__["info"].__set__
+
+
+def outgoing_for(message: Message, sender: str, info: TextInfo) -> Outgoing:
+    """``Outgoing(message=message, sender=sender, info=info)`` without the frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field): one per message sent."""
+    made = _new(Outgoing)
+    _set_message(made, message)
+    _set_sender(made, sender)
+    _set_info(made, info)
+    return made
 
 
 def receipts_for(
