@@ -7,7 +7,8 @@
   transport, raw aiohttp, and mimgw on its default client (httpx-aiohttp if installed);
 - CPU per ``Gateway.send`` over a mock transport vs a raw httpx call over the same one,
   with the memory and SQLite ledgers;
-- bulk: ``Gateway.send_bulk`` batched vs singles, and raw DSMS batches of 100;
+- bulk: ``Gateway.send_bulk`` batched vs singles, and raw DSMS batches of 100 (raw httpx
+  and raw aiohttp);
 - peak RSS of 100,000 messages streamed through ``stream_bulk`` with a SQLite ledger (a
   child process; compared with the same interpreter after ``import mimgw`` only);
 - MemoryLedger bytes per entry (tracemalloc).
@@ -221,50 +222,84 @@ async def cpu_per_send(n: int, rounds: int = 5) -> dict[str, float]:
 
 
 async def bulk(base: str, n: int, rounds: int = 5) -> dict[str, float]:
-    """10,000 messages three ways, in interleaved rounds: each way's best time, and each
-    ratio as the median of the rounds' own (a sub-second run on a shared 2-core VM
-    swings by half between rounds)."""
+    """10,000 messages five ways, in interleaved rounds: ``Gateway.send_bulk`` batched and
+    singles (its default client), and the same DSMS batches of 100 written by hand over
+    raw httpx, raw httpx on httpx-aiohttp's transport (the transport mimgw's default
+    client is built on) and raw aiohttp. Each way's best time, and each ratio as the
+    median of the rounds' own (a sub-second run on a shared 2-core VM swings by half
+    between rounds)."""
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
     from mimgw import Gateway, Message
     from mimgw.transport import DEFAULT_LIMITS
 
     messages = [Message(to=f"017{i:08d}", text=f"hello {i}") for i in range(n)]
     url = f"{base}/api/SmsSending/DSMS"
-    runs: dict[str, list[float]] = {"batched_s": [], "singles_s": [], "raw_dsms_s": []}
+    names = ("batched_s", "singles_s", "raw_dsms_s", "raw_dsms_on_aiohttp_s", "raw_dsms_aiohttp_s")
+    runs: dict[str, list[float]] = {name: [] for name in names}
 
     def keep(name: str, started: float) -> None:
         runs[name].append(time.perf_counter() - started)
 
+    def dsms(chunk: int) -> dict[str, Any]:
+        data = [
+            {"MobNumber": number(i), "Message": f"hello {i}"}
+            for i in range(chunk * 100, min(n, chunk * 100 + 100))
+        ]
+        return {**v4_body("", ""), "TransactionType": "D", "SmsData": data}
+
     async with (
         Gateway([provider(base, None)]) as gw,
         httpx.AsyncClient(limits=DEFAULT_LIMITS) as client,  # 64 connections, all kept alive
+        httpx.AsyncClient(transport=AiohttpTransport(), limits=DEFAULT_LIMITS) as on_aiohttp,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session,
     ):
 
         async def one(chunk: int) -> None:
-            data = [
-                {"MobNumber": number(i), "Message": f"hello {i}"}
-                for i in range(chunk * 100, min(n, chunk * 100 + 100))
-            ]
-            body = {**v4_body("", ""), "TransactionType": "D", "SmsData": data}
-            r = await client.post(url, json=body)
+            r = await client.post(url, json=dsms(chunk))
             assert r.json()["statusCode"] == "200"
+
+        async def one_on_aiohttp(chunk: int) -> None:
+            r = await on_aiohttp.post(url, json=dsms(chunk))
+            assert r.json()["statusCode"] == "200"
+
+        async def one_aiohttp(chunk: int) -> None:
+            async with session.post(url, json=dsms(chunk)) as r:
+                assert (await r.json())["statusCode"] == "200"
 
         warm = [Message(to=f"018{i:08d}", text=f"warm {i}") for i in range(500)]
         for batch in (True, False):  # connections open, first-use costs paid, both ways
             assert (await gw.send_bulk(warm, concurrency=64, batch=batch)).ok
         await rate(5, 5, one)
+        await rate(5, 5, one_on_aiohttp)
+        await rate(5, 5, one_aiohttp)
+        chunks = (n + 99) // 100
         for _ in range(rounds):
             start = time.perf_counter()
             assert (await gw.send_bulk(messages, concurrency=64)).ok
             keep("batched_s", start)
             start = time.perf_counter()
+            await rate(chunks, 64, one)
+            keep("raw_dsms_s", start)
+            start = time.perf_counter()
+            await rate(chunks, 64, one_on_aiohttp)
+            keep("raw_dsms_on_aiohttp_s", start)
+            start = time.perf_counter()
+            await rate(chunks, 64, one_aiohttp)
+            keep("raw_dsms_aiohttp_s", start)
+            start = time.perf_counter()
             assert (await gw.send_bulk(messages, concurrency=64, batch=False)).ok
             keep("singles_s", start)
-            start = time.perf_counter()
-            await rate((n + 99) // 100, 64, one)
-            keep("raw_dsms_s", start)
     out = {name: min(values) for name, values in runs.items()}
     out["batched_vs_singles"] = _median_ratio(runs["singles_s"], runs["batched_s"])
     out["batched_vs_raw_dsms"] = _median_ratio(runs["batched_s"], runs["raw_dsms_s"])
+    out["batched_vs_raw_dsms_on_aiohttp"] = _median_ratio(
+        runs["batched_s"], runs["raw_dsms_on_aiohttp_s"]
+    )
+    out["batched_vs_raw_dsms_aiohttp"] = _median_ratio(
+        runs["batched_s"], runs["raw_dsms_aiohttp_s"]
+    )
     return out
 
 
@@ -355,7 +390,9 @@ def svg(results: dict[str, Any]) -> str:
     bars += [
         ("bulk: Gateway singles", n / b["singles_s"]),
         ("bulk: Gateway batched", n / b["batched_s"]),
-        ("bulk: raw DSMS batches", n / b["raw_dsms_s"]),
+        ("bulk: raw DSMS batches, httpx", n / b["raw_dsms_s"]),
+        ("bulk: raw DSMS batches, httpx on aiohttp", n / b["raw_dsms_on_aiohttp_s"]),
+        ("bulk: raw DSMS batches, aiohttp", n / b["raw_dsms_aiohttp_s"]),
     ]
     top = max(v for _, v in bars)
     width, label, height = 760, 300, 22
