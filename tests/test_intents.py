@@ -11,6 +11,9 @@ import pytest
 from mimgw import AllProvidersFailedError, ErrorKind, Message, ProviderError
 from mimgw.errors import OutcomeUnknownError
 from mimgw.ledger import IntentState, Ledger, LedgerError, MemoryLedger, SqliteLedger
+from mimgw.ledger.entry import utcnow
+from mimgw.ledger.intent import Intent
+from mimgw.models import Receipt
 from mimgw.testing import FakeClock, FakeProvider, fake_gateway_for
 
 
@@ -31,6 +34,25 @@ async def test_every_send_leaves_an_intent_with_its_answer(ledger: Ledger) -> No
     assert await ledger.unresolved() == []
     entry = await ledger.get("primary", receipt.message_id)
     assert entry is not None and entry.submitted
+
+
+async def test_an_accepted_send_without_a_gateway_id_keeps_its_intent(ledger: Ledger) -> None:
+    # no entry can hold its receipt (entries are keyed by the gateway's id): the intent
+    # is the only record that the gateway took it
+    now = utcnow()
+    intent = Intent.for_message(Message(to="01712345678", text="hi"), now=now)
+    await ledger.begin(intent)
+    receipt = Receipt(provider="gw", message_id="", to=intent.to, reference=intent.reference)
+    done = intent.finished(IntentState.ACCEPTED, now=now, receipt=receipt, attempts=())
+    assert await ledger.finish(done) is None
+    held = await ledger.intent(intent.id)
+    assert held is not None and held.state is IntentState.ACCEPTED and held.receipt == receipt
+    # with an id, its entry holds the receipt
+    other = Intent.for_message(Message(to="01712345678", text="hi"), now=now)
+    await ledger.begin(other)
+    got = receipt.model_copy(update={"message_id": "T1", "reference": other.reference})
+    entry = await ledger.finish(other.finished(IntentState.ACCEPTED, now=now, receipt=got))
+    assert entry is not None and entry.message_id == "T1"
 
 
 async def test_an_accepted_key_answers_from_the_ledger_and_sends_nothing(ledger: Ledger) -> None:

@@ -138,6 +138,10 @@ async def test_batch_writes_leave_the_ledger_as_the_model_writes_do() -> None:
     assert follow_up == [e for e in built if e.state.final and not e.settled]
     kept = await direct.get("gw", "T7")
     assert kept is not None and kept.text == "delivered at once, kept"
+    # accepted without an id: no entry can hold its receipt, its intent stays
+    no_id = await direct.intent(ids[8])
+    assert no_id is not None and no_id.state is IntentState.ACCEPTED
+    assert no_id.receipt is not None and no_id.receipt.message_id == ""
 
 
 async def test_a_ledger_that_hooks_a_batch_write_is_not_written_around() -> None:

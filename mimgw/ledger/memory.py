@@ -143,7 +143,7 @@ class MemoryLedger(Ledger):
 
     def _finish(self, intent: Intent) -> None:
         key = intent.key
-        if key is None and intent.state is IntentState.ACCEPTED:
+        if key is None and _held_by_entry(intent.state, intent.receipt):
             self._intents.pop(intent.id, None)
         elif key is None or self._keys.setdefault(key, intent.id) == intent.id:
             self._intents[intent.id] = intent_record(intent)
@@ -187,7 +187,7 @@ class MemoryLedger(Ledger):
         for message, intent_id, state, receipt, attempts, error, keep in items:
             key = message.idempotency_key
             accepted = state is IntentState.ACCEPTED
-            if key is None and accepted:  # its entry holds the receipt
+            if key is None and _held_by_entry(state, receipt):
                 intents.pop(intent_id, None)
             else:
                 mine = key is None or self._keys.setdefault(key, intent_id) == intent_id
@@ -356,3 +356,10 @@ class MemoryLedger(Ledger):
                         "(raise max_entries or use a SQLite/PostgreSQL ledger)",
                         self.max_entries,
                     )
+
+
+def _held_by_entry(state: IntentState, receipt: Receipt | None) -> bool:
+    """An accepted send whose gateway gave an id: its ledger entry holds the receipt, and
+    an intent without a key has nothing more to say. One accepted *without* an id keeps
+    its intent: it is the only record of that send."""
+    return state is IntentState.ACCEPTED and receipt is not None and bool(receipt.message_id)
