@@ -177,7 +177,7 @@ async def test_a_batch_writes_every_recipient_either_way(
     for name in ("for_message", "finished_for"):
         original = getattr(Intent, name).__func__
 
-        def counting(cls: type[Intent], *args: Any, _f: Any = original, **kw: Any) -> Intent:
+        def counting(cls: type[Intent], /, *args: Any, _f: Any = original, **kw: Any) -> Intent:
             built.append(1)
             return _f(cls, *args, **kw)  # type: ignore[no-any-return]
 
