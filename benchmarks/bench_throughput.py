@@ -134,7 +134,7 @@ async def singles(base: str, n: int) -> dict[str, dict[str, float]]:
             async def mimgw_default(i: int, sms: Any = default_sms) -> None:
                 await sms.send(f"017{i % 100_000_000:08d}", "hi")
 
-            ways = {
+            ways: dict[str, Callable[[int], Awaitable[Any]]] = {
                 "raw_httpx": raw_httpx,
                 "mimgw_httpx": mimgw_httpx,
                 "raw_aiohttp": raw_aiohttp,
