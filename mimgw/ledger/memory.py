@@ -57,7 +57,8 @@ class MemoryLedger(Ledger):
     (default 100,000; ``None`` for no cap) the oldest entries that need nothing more
     (settled, or final with no redelivery due) are dropped first, then the oldest of
     the rest; intents likewise keep their unresolved ones longest. An accepted intent
-    without an idempotency key is not kept at all (its entry holds the receipt).
+    without an idempotency key is not kept at all when the gateway gave an id (its
+    entry holds the receipt).
 
     Each entry and intent is kept as a compact record (a tuple of its values, a few
     hundred bytes) and built as a :class:`LedgerEntry` or :class:`Intent` when read.
