@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -211,3 +214,34 @@ def test_message_rejects_a_blank_key() -> None:
 
     with pytest.raises(InvalidMessageError):
         Message(to="01712345678", text="hi", idempotency_key=" ")
+
+
+FORKING = """
+import os
+from mimgw.ledger.intent import Intent, process_token
+from mimgw.ledger.entry import utcnow
+from mimgw.models import Message
+message = Message(to="01712345678", text="hi")
+parent = Intent.for_message(message, now=utcnow()).owner
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, Intent.for_message(message, now=utcnow()).owner.encode())
+    os._exit(0)
+os.close(write)
+child = os.fdopen(read).read()
+os.waitpid(pid, 0)
+print(os.getpid(), pid, parent, child, process_token())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_writes_intents_under_its_own_token() -> None:
+    # prefork servers and job-queue workers fork after importing mimgw: each child is
+    # its own writer of a shared ledger (run in a fresh, single-threaded interpreter)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", FORKING], capture_output=True, text=True, check=True, timeout=60
+    )
+    me, child_pid, parent, child, after = done.stdout.split()
+    assert parent.startswith(f"{me}-") and child.startswith(f"{child_pid}-")
+    assert child != parent and after == parent  # the parent keeps its own

@@ -50,7 +50,6 @@ _STATE_VALUES: dict[State, str] = {s: s.value for s in State}
 _INTENT_STATE_VALUES: dict[IntentState, str] = {s: s.value for s in IntentState}
 _FINAL_VALUES = frozenset(s.value for s in State if s.final)
 _IN_FLIGHT = IntentState.IN_FLIGHT.value
-_OWNER = process_token()
 
 
 def entry_record(entry: LedgerEntry) -> EntryRecord:
@@ -183,7 +182,7 @@ def fresh_intent_record(message: Message, now: datetime) -> IntentRecord:
     building the intent."""
     m = message.__dict__
     key, reference, to = m["idempotency_key"], m["reference"], m["to"]
-    return (key, reference, to, _IN_FLIGHT, None, (), None, None, _OWNER, now, now)
+    return (key, reference, to, _IN_FLIGHT, None, (), None, None, process_token(), now, now)
 
 
 def _attempt_record(attempt: IntentAttempt) -> tuple[Any, ...]:

@@ -26,11 +26,26 @@ from mimgw.taxonomy import ErrorKind
 
 __all__ = ["Intent", "IntentAttempt", "IntentState", "process_token"]
 
-_PROCESS = f"{os.getpid()}-{os.urandom(6).hex()}"
+
+def _new_token() -> str:
+    return f"{os.getpid()}-{os.urandom(6).hex()}"
+
+
+_PROCESS = _new_token()
+
+
+def _forked() -> None:
+    global _PROCESS
+    _PROCESS = _new_token()
+
+
+if hasattr(os, "register_at_fork"):  # prefork servers and workers fork after import
+    os.register_at_fork(after_in_child=_forked)
 
 
 def process_token() -> str:
-    """Identifies this process among the writers of a shared ledger."""
+    """Identifies this process among the writers of a shared ledger (made again in a
+    forked child)."""
     return _PROCESS
 
 
