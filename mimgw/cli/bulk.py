@@ -23,6 +23,7 @@ import anyio
 from mimgw.cli.common import CliError, error_name, may_have_been_sent
 from mimgw.errors import InvalidMessageError, MimgwError
 from mimgw.gateway import Gateway
+from mimgw.ledger import IntentState
 from mimgw.models import Message, Receipt
 
 FIELDS: Final = (
@@ -298,15 +299,22 @@ class Run:
                 await self._abandon()
 
     async def _abandon(self) -> None:
-        """The rows still in flight when the run was cancelled: unknown, except those
-        whose send provably never began (no intent holds their key: a batch still
-        waiting for its turn), which stay unrecorded so that a re-run sends them."""
+        """The rows still in flight when the run was cancelled, as the ledger knows them
+        (by their idempotency key): accepted with the receipt recorded; unknown when a
+        request may have left; unrecorded, so that a re-run sends them, when no send of
+        theirs began (no intent holds the key: a batch still waiting for its turn) or
+        one provably sent nothing."""
         for row in list(self.in_flight.values()):
+            result: Receipt | None = None
             key = row.message.idempotency_key if row.message is not None else None
             try:
-                begun = key is None or await self.gateway.ledger.intent(key) is not None
+                held = None if key is None else await self.gateway.ledger.intent(key)
             except MimgwError:
-                begun = True
-            if begun:
-                self.done(Outcome(row, None))
+                held = None
+                key = None  # the ledger cannot say: unknown
+            if key is not None and (held is None or held.state is IntentState.NOT_SENT):
+                continue
+            if held is not None and held.state is IntentState.ACCEPTED:
+                result = held.receipt
+            self.done(Outcome(row, result))
         self.in_flight.clear()

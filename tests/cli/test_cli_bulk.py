@@ -339,3 +339,38 @@ def test_second_ctrl_c_leaves_rows_whose_send_never_began_unrecorded(
     assert code == 130
     recorded = read_output(target)
     assert [(r["line"], r["outcome"]) for r in recorded] == [(str(n), "unknown") for n in (2, 3, 4)]
+
+
+async def test_rows_abandoned_in_flight_are_recorded_as_the_ledger_knows_them() -> None:
+    from mimgw.cli.bulk import Outcome, Row, Run
+    from mimgw.ledger import IntentState
+    from mimgw.ledger.entry import utcnow
+    from mimgw.ledger.intent import Intent
+
+    gateway = Gateway([FakeProvider(name="fake")])
+    now = utcnow()
+    states = {"k-sent": IntentState.ACCEPTED, "k-unknown": IntentState.UNKNOWN}
+    states |= {"k-flying": IntentState.IN_FLIGHT, "k-not-sent": IntentState.NOT_SENT}
+    rows = [Row(line, {}, Message(to=NUMBERS[line], text="hi", idempotency_key=key), key=key)
+            for line, key in enumerate(["k-never", *states])]  # fmt: skip
+    receipt = Receipt(provider="fake", message_id="F1", to=rows[1].message.to)  # type: ignore[union-attr]
+    for row in rows[1:]:
+        assert row.message is not None and row.key is not None
+        intent = Intent.for_message(row.message, now=now)
+        await gateway.ledger.begin(intent)
+        state = states[row.key]
+        if state is not IntentState.IN_FLIGHT:
+            got = receipt if state is IntentState.ACCEPTED else None
+            await gateway.ledger.finish(intent.finished(state, now=now, receipt=got))
+    recorded: list[Outcome] = []
+    run = Run(gateway=gateway, concurrency=1, provider=None, done=recorded.append)
+    run.in_flight = {row.line: row for row in rows}
+    await run._abandon()
+    assert run.in_flight == {}
+    # never begun and provably not sent: left for the next run
+    assert [(o.row.key, o.status) for o in recorded] == [
+        ("k-sent", "accepted"),
+        ("k-unknown", "unknown"),
+        ("k-flying", "unknown"),
+    ]
+    assert recorded[0].result == receipt
