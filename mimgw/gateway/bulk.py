@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import deque
 from collections.abc import (
     AsyncGenerator,
@@ -23,6 +24,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Iterable,
+    Iterator,
     Mapping,
 )
 from functools import partial
@@ -58,15 +60,14 @@ def as_message(item: object) -> Message:
     )
 
 
-async def _items(source: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+def _items(source: Iterable[Any] | AsyncIterable[Any]) -> Iterator[Any] | AsyncIterator[Any]:
+    """An iterator over ``source``: a plain one for a plain iterable (read without an
+    ``await`` per item), an async one for an async iterable."""
     if isinstance(source, AsyncIterable):
-        async for item in source:
-            yield item
-    elif isinstance(source, str | bytes | Message | Mapping):
+        return aiter(source)
+    if isinstance(source, str | bytes | Message | Mapping):
         raise InvalidMessageError("send_bulk takes an iterable of messages, not a single one")
-    else:
-        for item in source:
-            yield item
+    return iter(source)
 
 
 class BulkMixin(BatchRouteMixin):
@@ -139,7 +140,7 @@ class BulkMixin(BatchRouteMixin):
             )
         if provider is not None:
             self._provider(provider)
-        reader = _Reader(_items(messages), lingers=isinstance(messages, AsyncIterable))
+        reader = _Reader(_items(messages))
         backlog: deque[Callable[[], Awaitable[list[Done]]]] = deque()
         running: set[asyncio.Task[list[Done]]] = set()
         try:
@@ -282,9 +283,8 @@ class _Reader:
     """Reads bulk items in windows. An async source is read by its own task, so that a
     window waits at most ``linger`` seconds for more once it has an item."""
 
-    def __init__(self, source: AsyncIterator[Any], *, lingers: bool) -> None:
+    def __init__(self, source: Iterator[Any] | AsyncIterator[Any]) -> None:
         self._source = source
-        self._lingers = lingers
         self._queue: asyncio.Queue[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._index = 0
@@ -295,18 +295,16 @@ class _Reader:
     async def window(self, size: int, linger: float) -> tuple[int, list[Any]]:
         """The index of the next item, and up to ``size`` items from there."""
         items: list[Any] = []
-        if not self._lingers:
-            while len(items) < size:
-                try:
-                    items.append(await anext(self._source))
-                except StopAsyncIteration:
-                    self.done = True
-                    break
-                except Exception as exc:  # the items read so far still go out
-                    self.done, self.failed = True, exc
-                    break
+        source = self._source
+        if isinstance(source, Iterator):  # a plain iterable: read in place
+            try:
+                items.extend(itertools.islice(source, size))
+            except Exception as exc:  # the items read so far still go out
+                self.done, self.failed = True, exc
+            else:
+                self.done = len(items) < size
         else:
-            queue = self._start(size)
+            queue = self._start(source, size)
             while len(items) < size:
                 try:
                     item = queue.get_nowait()
@@ -329,15 +327,15 @@ class _Reader:
         self._index += len(items)
         return start, items
 
-    def _start(self, size: int) -> asyncio.Queue[Any]:
+    def _start(self, source: AsyncIterator[Any], size: int) -> asyncio.Queue[Any]:
         if self._queue is None:
             self._queue = asyncio.Queue(maxsize=max(1, size))
-            self._task = asyncio.ensure_future(self._pump(self._queue))
+            self._task = asyncio.ensure_future(self._pump(source, self._queue))
         return self._queue
 
-    async def _pump(self, queue: asyncio.Queue[Any]) -> None:
+    async def _pump(self, source: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
         try:
-            async for item in self._source:
+            async for item in source:
                 await queue.put(item)
         except BaseException as exc:
             task = asyncio.current_task()
