@@ -71,10 +71,14 @@ class Slot:
 
     def state(self) -> IntentState:
         if isinstance(self.outcome, Receipt):
-            return IntentState.ACCEPTED
+            return _ACCEPTED
         trace = self.trace
         unsure = self.maybe_sent or (trace is not None and (trace.maybe_sent or trace.in_request))
-        return IntentState.UNKNOWN if unsure else IntentState.NOT_SENT
+        return _UNKNOWN if unsure else _NOT_SENT
+
+
+# module constants: an enum member's lookup costs a recipient of a batch more than this
+_ACCEPTED, _UNKNOWN, _NOT_SENT = IntentState.ACCEPTED, IntentState.UNKNOWN, IntentState.NOT_SENT
 
 
 def _direct(ledger: object) -> MemoryLedger | None:
