@@ -11,7 +11,7 @@ import pytest
 from mimgw import Gateway, Message, Receipt
 from mimgw.ledger import Intent, IntentAttempt, IntentState, MemoryLedger
 from mimgw.providers.mimsms_v4 import MimSmsV4
-from mimgw.providers.outgoing import Outgoing, receipts_for
+from mimgw.providers.outgoing import Outgoing
 from mimgw.retry import RetryPolicy
 from mimgw.taxonomy import ErrorKind
 from mimgw.text import analyse_text
@@ -65,22 +65,17 @@ async def test_receipts_and_attempts_of_a_gateway_send(fail_first: bool) -> None
     assert [a.provider for a in intent.attempts] == (["a", "b"] if fail_first else ["a"])
 
 
-def test_the_receipts_of_a_batch_are_each_items_receipt() -> None:
+def test_a_prepared_messages_receipt_is_the_validated_one() -> None:
     v4 = MimSmsV4(username="u@x.test", api_key="k", sender="S")
     items = [
         v4.prepare(Message(to="01712345678", text="hi")),
         v4.prepare(Message(to="01812345678", text="অ" * 71, reference="ref-2")),  # 2 segments
     ]
-    got = receipts_for(items, "v4", ["T1/8801712345678", "T1/8801812345678"], raw='{"a":1}')
-    assert got == [
-        items[0].receipt("v4", "T1/8801712345678", raw='{"a":1}'),
-        items[1].receipt("v4", "T1/8801812345678", raw='{"a":1}'),
-    ]
+    got = [o.receipt("v4", f"T1/{o.message.to}", raw='{"a":1}') for o in items]
     for receipt in got:
         same_as_validated(receipt)
     assert got[1].segments == 2 and got[1].encoding == "ucs2" and got[1].reference == "ref-2"
-    with pytest.raises(ValueError, match="shorter"):
-        receipts_for(items, "v4", ["T1"], raw=None)  # one id per recipient
+    assert got[0].to == "8801712345678" and got[0].message_id == "T1/8801712345678"
 
 
 def test_a_prepared_message_is_the_outgoing_the_dataclass_builds() -> None:

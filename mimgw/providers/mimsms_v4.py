@@ -39,7 +39,6 @@ from mimgw.providers._v4_codes import (
     classify_sms_failed,
 )
 from mimgw.providers.base import DHAKA, Capabilities, Outgoing, Provider, TextLimits
-from mimgw.providers.outgoing import receipts_for
 from mimgw.taxonomy import State
 from mimgw.text import TextInfo
 
@@ -224,11 +223,10 @@ class MimSmsV4(Provider):
         """One receipt per recipient of an accepted batch: under the batch's ``trxnId``,
         or under ``name_each(trxnId, number)`` (the Gateway's per-recipient ids)."""
         trxn_id = _accepted(response)
+        raw = response.text
         if name_each is None:
-            ids: list[str] = [trxn_id] * len(items)
-        else:
-            ids = [name_each(trxn_id, o.message.to) for o in items]
-        return receipts_for(items, self.name, ids, raw=response.text)
+            return [o.receipt(self.name, trxn_id, raw=raw) for o in items]
+        return [o.receipt(self.name, name_each(trxn_id, o.message.to), raw=raw) for o in items]
 
     async def _dynamic(self, items: list[Outgoing], *, name_each: Namer = None) -> list[Receipt]:
         body = {
