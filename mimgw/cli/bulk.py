@@ -305,16 +305,17 @@ class Run:
         theirs began (no intent holds the key: a batch still waiting for its turn) or
         one provably sent nothing."""
         for row in list(self.in_flight.values()):
-            result: Receipt | None = None
             key = row.message.idempotency_key if row.message is not None else None
-            try:
-                held = None if key is None else await self.gateway.ledger.intent(key)
-            except MimgwError:
-                held = None
-                key = None  # the ledger cannot say: unknown
-            if key is not None and (held is None or held.state is IntentState.NOT_SENT):
+            if key is None:  # every row has a key; without one nobody can tell
+                self.done(Outcome(row, None))
                 continue
-            if held is not None and held.state is IntentState.ACCEPTED:
-                result = held.receipt
-            self.done(Outcome(row, result))
+            try:
+                held = await self.gateway.ledger.intent(key)
+            except MimgwError:  # the ledger cannot tell: unknown
+                self.done(Outcome(row, None))
+                continue
+            if held is None or held.state is IntentState.NOT_SENT:
+                continue
+            accepted = held.state is IntentState.ACCEPTED
+            self.done(Outcome(row, held.receipt if accepted else None))
         self.in_flight.clear()
