@@ -367,6 +367,23 @@ async def test_every_kind_of_source_and_concurrency(
         assert [x async for x in gw.stream_bulk(source_of(empty, []), batch=batch)] == []
 
 
+async def test_a_source_both_plain_and_async_is_read_asynchronously(sim: Simulator) -> None:
+    pairs = [(number(i), f"both {i}") for i in range(12)]
+
+    class Both:
+        def __iter__(self) -> Iterator[tuple[str, str]]:
+            raise AssertionError("read as a plain iterable")
+
+        async def __aiter__(self) -> AsyncIterator[tuple[str, str]]:
+            for pair in pairs:
+                yield pair
+
+    result = await gw_for(sim, V4).send_bulk(Both())
+    assert result.ok and [(m.to, m.text) for m in result.messages] == [
+        (wire(i), t) for i, (_, t) in enumerate(pairs)
+    ]
+
+
 @pytest.mark.parametrize(
     ("source", "concurrency", "error"),
     [

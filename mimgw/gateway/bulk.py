@@ -296,14 +296,7 @@ class _Reader:
         """The index of the next item, and up to ``size`` items from there."""
         items: list[Any] = []
         source = self._source
-        if isinstance(source, Iterator):  # a plain iterable: read in place
-            try:
-                items.extend(itertools.islice(source, size))
-            except Exception as exc:  # the items read so far still go out
-                self.done, self.failed = True, exc
-            else:
-                self.done = len(items) < size
-        else:
+        if isinstance(source, AsyncIterator):  # (an object that is both goes async)
             queue = self._start(source, size)
             while len(items) < size:
                 try:
@@ -323,6 +316,13 @@ class _Reader:
                     self.done, self.failed = True, item.error
                     break
                 items.append(item)
+        else:  # a plain iterable: read in place
+            try:
+                items.extend(itertools.islice(source, size))
+            except Exception as exc:  # the items read so far still go out
+                self.done, self.failed = True, exc
+            else:
+                self.done = len(items) < size
         start = self._index
         self._index += len(items)
         return start, items
