@@ -1,6 +1,8 @@
 """The SQLite ledger's inline connection: a write is done at once on the event loop's
 thread, committed before it returns; when the file is locked it goes to the writer
-thread and the loop runs on; checkpoints are the writer thread's."""
+thread and the loop runs on; checkpoints are the writer thread's. (Intents with an
+idempotency key: those without one go through the journal first, see
+tests/test_sqlite_journal.py.)"""
 
 from __future__ import annotations
 
@@ -22,7 +24,12 @@ from mimgw.testing import FakeProvider, fake_gateway_for
 TO = "01712345678"
 
 
+_keys = iter(range(10**9))
+
+
 def intent(key: str | None = None) -> Intent:
+    """A keyed intent (a new key each), written to the tables at once."""
+    key = key if key is not None else f"k{next(_keys)}"
     return Intent.for_message(Message(to=TO, text="hi", idempotency_key=key), now=utcnow())
 
 

@@ -18,21 +18,32 @@ from mimgw.ledger.intent import Intent, IntentState
 from mimgw.models import Message, Receipt
 
 __all__ = [
+    "INSERT_INTENT_IF_NEW",
+    "EntryRow",
+    "IntentRow",
     "begin_intent",
     "entries",
+    "entry_row",
     "finish_intent",
+    "has_entry",
     "insert_intent",
+    "intent_row",
     "load_entry",
     "load_intent",
+    "put_entry",
     "read_entry",
     "read_intent",
     "submit_entry",
     "write_entry",
 ]
 
+IntentRow = tuple[str, str | None, str, str | None, str]
+EntryRow = tuple[str, str, str | None, str | None, int, str | None, str]
+
 _INSERT_INTENT = (
     "INSERT INTO mimgw_intents (id, key, state, created_at, data) VALUES (?, ?, ?, ?, ?)"
 )
+INSERT_INTENT_IF_NEW = _INSERT_INTENT.replace("INSERT", "INSERT OR IGNORE")
 _WRITE_ENTRY = (
     "INSERT OR REPLACE INTO mimgw_ledger "
     "(provider, message_id, reference, due_at, settled, created_at, data) "
@@ -50,6 +61,15 @@ def read_entry(db: sqlite3.Connection, provider: str, message_id: str) -> Ledger
     return None if row is None else load_entry(row[0])
 
 
+def has_entry(db: sqlite3.Connection, provider: str, message_id: str) -> bool:
+    """One statement."""
+    found = db.execute(
+        "SELECT 1 FROM mimgw_ledger WHERE message_id = ? AND provider = ?",
+        (message_id, provider),
+    ).fetchone()
+    return found is not None
+
+
 def read_intent(db: sqlite3.Connection, ref: str) -> Intent | None:
     """One statement: the intent with this id, else the one holding this key."""
     row = db.execute(
@@ -64,7 +84,7 @@ def entries(db: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> list[
     return [load_entry(row[0]) for row in db.execute(sql, args).fetchall()]
 
 
-def _entry_row(entry: LedgerEntry) -> tuple[object, ...]:
+def entry_row(entry: LedgerEntry) -> EntryRow:
     return (
         entry.provider,
         entry.message_id,
@@ -78,10 +98,10 @@ def _entry_row(entry: LedgerEntry) -> tuple[object, ...]:
 
 def write_entry(db: sqlite3.Connection, entry: LedgerEntry) -> None:
     """One statement."""
-    db.execute(_WRITE_ENTRY, _entry_row(entry))
+    db.execute(_WRITE_ENTRY, entry_row(entry))
 
 
-def _intent_row(intent: Intent) -> tuple[str, str | None, str, str | None, str]:
+def intent_row(intent: Intent) -> IntentRow:
     return (
         intent.id,
         intent.key,
@@ -95,7 +115,7 @@ def insert_intent(db: sqlite3.Connection, intent: Intent) -> bool:
     """One statement: write a new intent; False when its key (or id) is taken, and then
     nothing was written and :func:`begin_intent` decides."""
     try:
-        db.execute(_INSERT_INTENT, _intent_row(intent))
+        db.execute(_INSERT_INTENT, intent_row(intent))
     except sqlite3.IntegrityError:
         return False
     return True
@@ -111,7 +131,7 @@ def begin_intent(db: sqlite3.Connection, intent: Intent) -> Intent:
                 return held
             # provably never sent: the key is free; the old intent stays as history
             db.execute("UPDATE mimgw_intents SET key = NULL WHERE id = ?", (held.id,))
-    db.execute(_INSERT_INTENT, _intent_row(intent))
+    db.execute(_INSERT_INTENT, intent_row(intent))
     return intent
 
 
@@ -128,7 +148,7 @@ def finish_intent(
         (intent.state.value, intent.model_dump_json(), intent.id),
     )
     if updated.rowcount == 0:  # never begun here; a key another intent holds stays its
-        db.execute(_INSERT_INTENT.replace("INSERT", "INSERT OR IGNORE"), _intent_row(intent))
+        db.execute(INSERT_INTENT_IF_NEW, intent_row(intent))
     receipt = intent.receipt
     if intent.state is IntentState.ACCEPTED and receipt is not None and receipt.message_id:
         return submit_entry(db, receipt, attempt, message, now)
@@ -144,12 +164,18 @@ def submit_entry(
 ) -> LedgerEntry:
     """Needs a transaction: :meth:`Ledger.record_submit`."""
     entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
-    if db.execute(_NEW_ENTRY, _entry_row(entry)).rowcount:
+    return put_entry(db, entry, entry_row(entry))
+
+
+def put_entry(db: sqlite3.Connection, entry: LedgerEntry, row: EntryRow) -> LedgerEntry:
+    """Needs a transaction: a new submit entry (``row`` its row), merged into the one a
+    report (or an earlier submit under the same id) left; the entry stored is returned."""
+    if db.execute(_NEW_ENTRY, row).rowcount:
         return entry
-    old = read_entry(db, receipt.provider, receipt.message_id)
+    old = read_entry(db, entry.provider, entry.message_id)
     if old is None:  # pragma: no cover - the row that was just there
-        raise LedgerError(f"SQLite ledger: entry {receipt.message_id} vanished")
-    merged = old.merge_submit(receipt, attempt=attempt, message=message, now=now)
+        raise LedgerError(f"SQLite ledger: entry {entry.message_id} vanished")
+    merged = old.absorb_submit(entry)
     if merged is not old:
         write_entry(db, merged)
     return merged

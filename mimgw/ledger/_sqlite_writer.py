@@ -40,6 +40,13 @@ class _Checkpoint:
 
 _CHECKPOINT = _Checkpoint()
 
+
+class _Recover:
+    """Queued by :meth:`Writer.recover_orphans`."""
+
+
+_RECOVER = _Recover()
+
 SCHEMA_VERSION = 3
 """1: entries only (mimgw 0.1). 2: adds ``mimgw_intents`` and ``mimgw_meta``. 3: the same
 columns laid out so that a send writes fewer pages: entries keyed by ``(message_id,
@@ -137,7 +144,7 @@ class Writer(threading.Thread):
         super().__init__(name=f"mimgw-sqlite:{path}", daemon=True)
         self.path = path
         self.busy_timeout = busy_timeout
-        self.calls: queue.SimpleQueue[Call | _Checkpoint | None] = queue.SimpleQueue()
+        self.calls: queue.SimpleQueue[Call | _Checkpoint | _Recover | None] = queue.SimpleQueue()
         self.opened = threading.Event()
         self.restarting = False
         """True while a checkpoint waits for the WAL to start over: no inline writes."""
@@ -210,11 +217,12 @@ class Writer(threading.Thread):
             self.opened.set()
             self._fail_all(self.open_error)
             return
+        self._recover(db)
         self.opened.set()
         try:
             while True:
                 group: list[Call] = []
-                checkpoint = stop = False
+                checkpoint = recover = stop = False
                 item = self.calls.get()
                 while True:
                     if item is None:
@@ -222,6 +230,8 @@ class Writer(threading.Thread):
                         break
                     if isinstance(item, _Checkpoint):
                         checkpoint = True
+                    elif isinstance(item, _Recover):
+                        recover = True
                     else:
                         group.append(item)
                     if len(group) >= 512:
@@ -230,6 +240,8 @@ class Writer(threading.Thread):
                         item = self.calls.get_nowait()
                     except queue.Empty:
                         break
+                if recover:  # before the calls queued after it
+                    self._recover(db)
                 if group:
                     self._run_group(db, group)
                 if checkpoint and not stop:
@@ -238,6 +250,20 @@ class Writer(threading.Thread):
                     return
         finally:
             db.close()
+
+    def recover_orphans(self) -> None:
+        """Ask for the journals of ended processes to be applied before the next calls."""
+        self.calls.put(_RECOVER)
+
+    def _recover(self, db: sqlite3.Connection) -> None:
+        if self.path in ("", ":memory:"):
+            return
+        from mimgw.ledger._sqlite_journal import recover  # it writes through our rows
+
+        try:
+            recover(db, self.path)
+        except Exception as exc:  # never stops the writer; tried again later
+            log.warning("SQLite ledger: journal recovery failed: %s", exc)
 
     def checkpoint(self) -> None:
         """Ask for a passive checkpoint (the inline connection makes none itself)."""
@@ -317,7 +343,7 @@ class Writer(threading.Thread):
 
     def _fail_all(self, exc: BaseException) -> None:
         while (item := self.calls.get()) is not None:  # until closed
-            if not isinstance(item, _Checkpoint):
+            if not isinstance(item, _Checkpoint | _Recover):
                 item[1](None, exc)
 
 

@@ -126,12 +126,20 @@ class LedgerEntry(BaseModel):
         """A submit for an entry that already exists (a report beat it, or a repeat)."""
         if self.submitted:
             return self
-        fresh = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
+        return self.absorb_submit(
+            LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
+        )
+
+    def absorb_submit(self, fresh: LedgerEntry) -> LedgerEntry:
+        """:meth:`merge_submit` given the entry the submit makes on its own
+        (:meth:`from_submit`)."""
+        if self.submitted:
+            return self
         return fresh.model_copy(
             update={
-                "state": receipt.state.advance(self.state),
+                "state": fresh.state.advance(self.state),
                 "report": self.report,
-                "reference": receipt.reference or self.reference,
+                "reference": fresh.reference or self.reference,
                 "created_at": self.created_at,
             }
         )

@@ -11,26 +11,32 @@ so one failing call does not undo the others). The file is in WAL mode with
 back the last few. ``BEGIN IMMEDIATE`` (or a single statement) makes each write atomic
 against other processes on the same file, which is what the idempotency-key constraint
 needs.
+
+A send *without* an idempotency key writes its intent and its outcome as two lines of
+the process's own journal instead (:mod:`mimgw.ledger._sqlite_journal`): as durable
+against a killed process as a commit, they reach the tables in groups, before any
+other call of the ledger and within milliseconds otherwise; a journal left by a process
+that ended is applied by the next one to open the file. Keyed sends claim their key in
+the table at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import anyio.to_thread
-import sniffio
 
 from mimgw.ledger import _sqlite_rows as rows
-from mimgw.ledger._sqlite_inline import Inline, Later
-from mimgw.ledger._sqlite_writer import SCHEMA_VERSION, Writer, iso
+from mimgw.ledger._sqlite_base import SqliteBase
+from mimgw.ledger._sqlite_inline import Later
+from mimgw.ledger._sqlite_journal import apply
+from mimgw.ledger._sqlite_writer import SCHEMA_VERSION, iso
 from mimgw.ledger.base import Finish, Ledger
 from mimgw.ledger.entry import LedgerEntry, LedgerError, settled, utcnow
 from mimgw.ledger.intent import Intent
@@ -47,7 +53,7 @@ _INLINE_MANY = 64
 batches go to the writer thread (a long transaction would hold up the event loop)."""
 
 
-class SqliteLedger(Ledger):
+class SqliteLedger(SqliteBase, Ledger):
     """Entries and intents in an embedded SQLite file (``":memory:"``: private, in memory).
 
     Nothing touches the disk until the first call (building a gateway from settings
@@ -68,94 +74,23 @@ class SqliteLedger(Ledger):
         clock: Callable[[], datetime] = utcnow,
         busy_timeout: float = 30.0,
     ) -> None:
-        self.path = str(path)
+        super().__init__(str(path), busy_timeout)
         self._clock = clock
-        self._busy_timeout = busy_timeout
-        self._writer: Writer | None = None
-        self._inline: Inline | None = None
-        self._inline_off = self.path in ("", ":memory:")  # another connection: another db
-        self._closed = False
-        self._start_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SqliteLedger(path={self.path!r})"
 
-    # -- plumbing -------------------------------------------------------------------
-
-    def _started(self) -> Writer:
-        with self._start_lock:
-            if self._closed:
-                raise LedgerError("the SQLite ledger is closed")
-            failed = self._writer is not None and self._writer.open_error is not None
-            if self._writer is None or failed:  # a file that could not be opened: try again
-                self._writer = Writer(self.path, self._busy_timeout)
-                self._writer.start()
-            return self._writer
-
-    def _now(self, fn: Callable[[sqlite3.Connection], T], *, atomic: bool, write: bool = True) -> T:
-        """``fn`` inline (see the module doc); raises :class:`Later` when it must go to
-        the writer thread, nothing written."""
-        inline = self._inline
-        if inline is None:
-            inline = self._open_inline()
-        return inline.run(fn, atomic=atomic, write=write)
-
-    def _open_inline(self) -> Inline:
-        writer = self._writer  # the writer thread creates the schema: it opens first
-        if self._inline_off or writer is None or not writer.opened.is_set():
-            raise Later
-        with self._start_lock:
-            if self._closed or writer.open_error is not None:
-                raise Later
-            if self._inline is None:
-                try:
-                    self._inline = Inline(self.path, writer)
-                except sqlite3.Error as exc:
-                    log.warning("SQLite ledger: no inline connection (%s); using the writer", exc)
-                    self._inline_off = True
-                    raise Later from None
-            return self._inline
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        writer = self._started()
-        if writer.open_error is not None:
-            raise writer.open_error
-        if sniffio.current_async_library() != "asyncio":
-            box: list[tuple[Any, BaseException | None]] = []
-            done_event = threading.Event()
-
-            def done_sync(value: Any, error: BaseException | None) -> None:
-                box.append((value, error))
-                done_event.set()
-
-            writer.calls.put((fn, done_sync))
-            await anyio.to_thread.run_sync(done_event.wait)
-            value, error = box[0]
-        else:
-            loop = asyncio.get_running_loop()
-            future: asyncio.Future[Any] = loop.create_future()
-
-            def settle(value: Any, error: BaseException | None) -> None:
-                if not future.done():
-                    if error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(value)
-
-            def done(value: Any, error: BaseException | None) -> None:
-                # RuntimeError: the loop is closed, nobody waits any more
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(settle, value, error)
-
-            writer.calls.put((fn, done))
-            return await future  # type: ignore[no-any-return]
-        if error is not None:
-            raise error
-        return value  # type: ignore[no-any-return]
-
     # -- intents ----------------------------------------------------------------------
 
     async def begin(self, intent: Intent) -> Intent:
+        if intent.key is None and (journal := self._journal_here()) is not None:
+            try:
+                journal.begin(intent)
+            except OSError as exc:
+                self._journal_failed(journal, exc)
+            else:
+                self._journaled(journal)
+                return intent
         try:
             if self._now(lambda db: rows.insert_intent(db, intent), atomic=False):
                 return intent
@@ -177,6 +112,9 @@ class SqliteLedger(Ledger):
         self, intent: Intent, *, attempt: int = 1, message: Message | None = None
     ) -> LedgerEntry | None:
         now = self._clock()
+        if intent.key is None and (journal := self._journal_here()) is not None:
+            with contextlib.suppress(Later):
+                return self._finish_journaled(journal, intent, attempt, message, now)
 
         def op(db: sqlite3.Connection) -> LedgerEntry | None:
             return rows.finish_intent(db, intent, attempt, message, now)
@@ -218,6 +156,7 @@ class SqliteLedger(Ledger):
             ).fetchall()
             return [rows.load_intent(r[0]) for r in found]
 
+        self._started().recover_orphans()  # journals of processes that ended, first
         return await self._run(op)  # may be many: not on the event loop
 
     # -- entries ----------------------------------------------------------------------
@@ -319,10 +258,22 @@ class SqliteLedger(Ledger):
         return await self._run(lambda db: rows.entries(db, sql, args))  # may be many
 
     async def aclose(self) -> None:
+        journal = self._journal
+        if journal is not None and journal.pending and not self._closed:
+            records, mark = journal.snapshot()
+            try:
+                await self._queue(lambda db: apply(db, records))
+            except LedgerError as exc:  # kept in the file: the next process applies it
+                log.warning("SQLite ledger: journal %s left to recover: %s", journal, exc)
+            else:
+                journal.applied(mark)
         with self._start_lock:
             writer, self._writer = self._writer, None
             inline, self._inline = self._inline, None
+            journal, self._journal = self._journal, None
             self._closed = True
+        if journal is not None:
+            journal.close()
         if inline is not None:  # first: the writer's connection, closed last, checkpoints
             inline.close()
         if writer is not None:
