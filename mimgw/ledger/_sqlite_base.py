@@ -207,7 +207,8 @@ class SqliteBase:
         try:
             await self._run(nothing)
         except LedgerError as exc:
-            log.warning("SQLite ledger: journal not applied yet: %s", exc)
+            if not self._closed:  # else the close applied it (or says why not)
+                log.warning("SQLite ledger: journal not applied yet: %s", exc)
 
     def _finish_journaled(
         self,
