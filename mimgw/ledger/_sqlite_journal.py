@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -83,7 +82,7 @@ class Journal:
         if fcntl is None:  # pragma: no cover - Windows
             raise OSError("no flock on this platform")
         token = process_token()
-        name = f"{path}-mimgw-{token}-{secrets.token_hex(3)}{_SUFFIX}"
+        name = f"{path}-mimgw-{token}-{os.urandom(3).hex()}{_SUFFIX}"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = os.open(name, flags, 0o600)
         try:
