@@ -125,16 +125,43 @@ async def test_every_call_of_the_ledger_sees_what_the_journal_holds(
     await led.aclose()
 
 
-async def test_a_report_recorded_first_is_merged_by_the_finish(tmp_path: Path) -> None:
+async def test_a_report_recorded_first_is_merged_and_its_follow_up_owed(
+    tmp_path: Path,
+) -> None:
     led = await opened(tmp_path / "l.db")
     first = intent()
     await led.begin(first)
     report = DeliveryReport(provider="gw", message_id="m3", state=State.DELIVERED)
     await led.record_report(report)  # the report beat the submit's answer
     entry = await led.finish(accepted(first, "m3"))
-    assert entry is not None  # the merged entry, so the Gateway can settle it
-    assert entry.submitted and entry.state is State.DELIVERED and entry.report == report
+    assert entry is not None and entry.submitted  # as the submit alone makes it
+    (late,) = await led._late_entries(apply=True)  # merged when applied: owed a follow-up
+    assert late.submitted and late.state is State.DELIVERED and late.report == report
+    assert await led._late_entries(apply=True) == []  # once
+    stored = await led.get("gw", "m3")
+    assert stored == late
     await led.aclose()
+
+
+async def test_the_gateway_follows_up_an_entry_merged_after_its_send(
+    tmp_path: Path, slow_flush: None
+) -> None:
+    path = tmp_path / "l.db"
+    led, other = await opened(path), await opened(path)
+    gw = fake_gateway_for(FakeProvider(name="primary"), ledger=led)
+    receipt = await gw.send(TO, "hi")
+    assert receipt.message_id is not None
+    # another process records the report while the submit is still in the journal
+    report = DeliveryReport(
+        provider="primary", message_id=receipt.message_id, state=State.DELIVERED
+    )
+    await other.record_report(report)
+    await gw.flush()  # what redeliver_due and aclose start with
+    stored = await other.get("primary", receipt.message_id)
+    assert stored is not None and stored.submitted and stored.state is State.DELIVERED
+    assert stored.settled  # the follow-up the Gateway owed it
+    await gw.aclose()
+    await other.aclose()
 
 
 async def test_a_report_another_process_records_before_the_journal_is_applied(

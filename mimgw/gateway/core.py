@@ -195,6 +195,12 @@ class GatewayCore:
     async def _after_record(self, entry: LedgerEntry) -> None:
         """Follow-up of a recorded entry (see :mod:`mimgw.gateway.redelivery`)."""
 
+    async def _follow_up_late(self, *, apply: bool = False) -> None:
+        """Follow-up of the entries the ledger merged after the fact
+        (:meth:`~mimgw.ledger.Ledger._late_entries`)."""
+        for entry in await self.ledger._late_entries(apply=apply):
+            await self._after_record(entry)
+
     if TYPE_CHECKING:  # provided by the concern modules
 
         def _on_item(self, item: WebhookItem) -> None: ...

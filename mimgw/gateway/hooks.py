@@ -74,7 +74,9 @@ class HooksMixin(GatewayCore):
 
     async def flush(self) -> None:
         """Record every report the providers have parsed since the last flush, then tell
-        the callbacks. Recording twice is harmless (the ledger ignores duplicates)."""
+        the callbacks. Recording twice is harmless (the ledger ignores duplicates). Then
+        follow up entries a submit recorded late made final (a report got there first:
+        settled, or their redelivery scheduled)."""
         while self._pending:
             batch, self._pending = self._pending, []
             for index, item in enumerate(batch):
@@ -104,6 +106,10 @@ class HooksMixin(GatewayCore):
                 except BaseException:  # cancelled: nothing fetched may be dropped
                     self._pending[:0] = batch[index:]
                     raise
+        try:  # submits the ledger recorded after the fact, merged with a report
+            await self._follow_up_late(apply=True)
+        except MimgwError:
+            log.exception("ledger: following up an entry failed")
 
 
 async def _tell(

@@ -194,6 +194,7 @@ class SendingMixin(GatewayCore):
             entry = await self.ledger.finish(intent, attempt=attempt, message=keep)
             if entry is not None:
                 await self._after_record(entry)
+            await self._follow_up_late()
 
         try:
             await self._guarded(write)

@@ -18,7 +18,6 @@ import anyio.to_thread
 import sniffio
 
 from mimgw.ledger import _sqlite_journal
-from mimgw.ledger import _sqlite_rows as rows
 from mimgw.ledger._sqlite_inline import Inline, Later
 from mimgw.ledger._sqlite_journal import Journal, apply
 from mimgw.ledger._sqlite_writer import Writer
@@ -52,6 +51,7 @@ class SqliteBase:
         self._journal_off = self._inline_off
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._late: list[LedgerEntry] = []  # see Ledger._late_entries
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -75,13 +75,14 @@ class SqliteBase:
         if journal is None or not journal.pending or not journal.owned():
             return inline.run(fn, atomic=atomic, write=write)
         records, mark = journal.snapshot()  # the journal first, in the same transaction
+        late: list[LedgerEntry] = []
 
         def both(db: sqlite3.Connection) -> T:
-            apply(db, records)
+            late[:] = apply(db, records)
             return fn(db)
 
         value = inline.run(both, atomic=True)
-        journal.applied(mark)
+        self._applied(journal, mark, late)
         return value
 
     def _open_inline(self) -> Inline:
@@ -106,14 +107,21 @@ class SqliteBase:
         if journal is None or not journal.pending or not journal.owned():
             return await self._queue(fn)
         records, mark = journal.snapshot()
+        late: list[LedgerEntry] = []
 
         def both(db: sqlite3.Connection) -> T:
-            apply(db, records)
+            late[:] = apply(db, records)
             return fn(db)
 
         value = await self._queue(both)
-        journal.applied(mark)
+        self._applied(journal, mark, late)
         return value
+
+    def _applied(self, journal: Journal, mark: int, late: list[LedgerEntry]) -> None:
+        """Lines up to ``mark`` committed (again, maybe: an entry owed twice is followed
+        up twice, which settling and scheduling allow)."""
+        journal.applied(mark)
+        self._late.extend(late)
 
     async def _queue(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         writer = self._started()
@@ -218,18 +226,12 @@ class SqliteBase:
         message: Message | None,
         now: datetime,
     ) -> LedgerEntry | None:
-        """:meth:`finish` as a journal line; :class:`Later` when it must go to the tables
-        at once (a report came first: the entry returned is the merged one)."""
+        """:meth:`finish` as a journal line; :class:`Later` when it cannot be written."""
         receipt = intent.receipt
         entry = None
         if intent.state is IntentState.ACCEPTED and receipt is not None and receipt.message_id:
-            inline = self._inline
-            if inline is None or inline.run(
-                lambda db: rows.has_entry(db, receipt.provider, receipt.message_id),
-                atomic=False,
-                write=False,
-            ):
-                raise Later
+            # the entry as this submit makes it; one a report left first is merged with
+            # it when the line is applied, and followed up then (Ledger._late_entries)
             entry = LedgerEntry.from_submit(receipt, attempt=attempt, message=message, now=now)
         try:
             journal.finish(intent, entry)

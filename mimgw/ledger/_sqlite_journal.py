@@ -32,6 +32,7 @@ goes to the tables directly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -64,6 +65,7 @@ PENDING_LIMIT = 4096
 tables failing, e.g. a full disk: the calls then say so)."""
 
 _SUFFIX = ".journal"
+_NEW = ".new"
 
 Record = tuple[rows.IntentRow, LedgerEntry | None, rows.EntryRow | None, bool]
 """An intent's row, the submit entry it carries and that entry's row, and whether it is
@@ -83,12 +85,17 @@ class Journal:
             raise OSError("no flock on this platform")
         token = process_token()
         name = f"{path}-mimgw-{token}-{os.urandom(3).hex()}{_SUFFIX}"
+        # locked under a name recovery does not look at, then renamed: no other process
+        # can take a new journal for an abandoned one in between
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        fd = os.open(name, flags, 0o600)
+        fd = os.open(name + _NEW, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(name + _NEW, name)
         except OSError:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(name + _NEW)
             raise
         self.name = name
         self._fd: int | None = fd
@@ -166,11 +173,14 @@ class Journal:
         os.close(fd)
 
 
-def apply(db: sqlite3.Connection, records: Sequence[Record]) -> None:
+def apply(db: sqlite3.Connection, records: Sequence[Record]) -> list[LedgerEntry]:
     """Write ``records`` to the tables, in order, inside the caller's transaction. An
-    intent begun and finished in the same group is written once, finished."""
+    intent begun and finished in the same group is written once, finished. Returns the
+    entries a submit merged into (a report got there first) that are now final: their
+    follow-up is owed (:meth:`~mimgw.ledger.Ledger._late_entries`)."""
     finished = {row[0] for row, _, _, finish in records if finish}
     begun = set()
+    late = []
     for row, entry, erow, finish in records:
         if not finish:
             if row[0] not in finished:
@@ -178,7 +188,10 @@ def apply(db: sqlite3.Connection, records: Sequence[Record]) -> None:
             else:
                 begun.add(row[0])
         elif _finish(db, row, begun_here=row[0] in begun) and entry is not None:
-            rows.put_entry(db, entry, erow or rows.entry_row(entry))
+            stored = rows.put_entry(db, entry, erow or rows.entry_row(entry))
+            if stored is not entry and stored.state.final and not stored.settled:
+                late.append(stored)
+    return late
 
 
 def _finish(db: sqlite3.Connection, row: rows.IntentRow, *, begun_here: bool) -> bool:

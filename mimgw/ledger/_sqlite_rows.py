@@ -25,7 +25,6 @@ __all__ = [
     "entries",
     "entry_row",
     "finish_intent",
-    "has_entry",
     "insert_intent",
     "intent_row",
     "load_entry",
@@ -59,15 +58,6 @@ def read_entry(db: sqlite3.Connection, provider: str, message_id: str) -> Ledger
         (provider, message_id),
     ).fetchone()
     return None if row is None else load_entry(row[0])
-
-
-def has_entry(db: sqlite3.Connection, provider: str, message_id: str) -> bool:
-    """One statement."""
-    found = db.execute(
-        "SELECT 1 FROM mimgw_ledger WHERE message_id = ? AND provider = ?",
-        (message_id, provider),
-    ).fetchone()
-    return found is not None
 
 
 def read_intent(db: sqlite3.Connection, ref: str) -> Intent | None:

@@ -153,3 +153,11 @@ class Ledger(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release storage resources."""
+
+    async def _late_entries(self, *, apply: bool = False) -> list[LedgerEntry]:
+        """Entries whose follow-up the writer of a submit still owes (settle, or
+        schedule a redelivery): a ledger that records a submit after :meth:`finish`
+        has returned (the SQLite journal) finds a report there when it does, and the
+        merged entry is final. ``apply``: record what is waiting first. Each entry is
+        returned once; ledgers that record at once have none."""
+        return []

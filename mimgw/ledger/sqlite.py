@@ -33,7 +33,7 @@ from typing import ClassVar, TypeVar
 import anyio.to_thread
 
 from mimgw.ledger import _sqlite_rows as rows
-from mimgw.ledger._sqlite_base import SqliteBase
+from mimgw.ledger._sqlite_base import SqliteBase, nothing
 from mimgw.ledger._sqlite_inline import Later
 from mimgw.ledger._sqlite_journal import apply
 from mimgw.ledger._sqlite_writer import SCHEMA_VERSION, iso
@@ -256,6 +256,16 @@ class SqliteLedger(SqliteBase, Ledger):
             sql += " LIMIT ?"
             args = (*args, limit)
         return await self._run(lambda db: rows.entries(db, sql, args))  # may be many
+
+    async def _late_entries(self, *, apply: bool = False) -> list[LedgerEntry]:
+        journal = self._journal
+        if apply and journal is not None and journal.pending and journal.owned():
+            try:
+                self._now(nothing, atomic=True)
+            except Later:
+                await self._run(nothing)
+        late, self._late = self._late, []
+        return late
 
     async def aclose(self) -> None:
         journal = self._journal
