@@ -71,18 +71,12 @@ class SqliteBase:
         inline = self._inline
         if inline is None:
             inline = self._open_inline()
-        journal = self._journal
-        if journal is None or not journal.pending or not journal.owned():
+        wrapped = self._after_journal(fn)
+        if wrapped is None:
             return inline.run(fn, atomic=atomic, write=write)
-        records, mark = journal.snapshot()  # the journal first, in the same transaction
-        late: list[LedgerEntry] = []
-
-        def both(db: sqlite3.Connection) -> T:
-            late[:] = apply(db, records)
-            return fn(db)
-
-        value = inline.run(both, atomic=True)
-        self._applied(journal, mark, late)
+        op, committed = wrapped
+        value = inline.run(op, atomic=True)
+        committed()
         return value
 
     def _open_inline(self) -> Inline:
@@ -103,9 +97,22 @@ class SqliteBase:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn`` on the writer thread, after what the journal holds (see :meth:`_now`)."""
+        wrapped = self._after_journal(fn)
+        if wrapped is None:
+            return await self._queue(fn)
+        op, committed = wrapped
+        value = await self._queue(op)
+        committed()
+        return value
+
+    def _after_journal(
+        self, fn: Callable[[sqlite3.Connection], T]
+    ) -> tuple[Callable[[sqlite3.Connection], T], Callable[[], None]] | None:
+        """``fn`` preceded, in its transaction, by the lines the journal holds, and what
+        to call once that committed; None when it holds none that are ours to apply."""
         journal = self._journal
         if journal is None or not journal.pending or not journal.owned():
-            return await self._queue(fn)
+            return None
         records, mark = journal.snapshot()
         late: list[LedgerEntry] = []
 
@@ -113,15 +120,11 @@ class SqliteBase:
             late[:] = apply(db, records)
             return fn(db)
 
-        value = await self._queue(both)
-        self._applied(journal, mark, late)
-        return value
+        def committed() -> None:  # applied again, maybe: settling twice is harmless
+            journal.applied(mark)
+            self._late.extend(late)
 
-    def _applied(self, journal: Journal, mark: int, late: list[LedgerEntry]) -> None:
-        """Lines up to ``mark`` committed (again, maybe: an entry owed twice is followed
-        up twice, which settling and scheduling allow)."""
-        journal.applied(mark)
-        self._late.extend(late)
+        return both, committed
 
     async def _queue(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         writer = self._started()
