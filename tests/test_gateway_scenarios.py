@@ -856,6 +856,8 @@ async def test_two_workers_on_one_sqlite_ledger_redeliver_a_message_once(
             tg.start_soon(run, worker)
     assert sum(len(o) for o in outcomes) == 5
     assert sorted(texts_at(sim)[V4].values()) == [2] * 5
+    for worker in workers:  # what each wrote is in the file, not only in its journal
+        await worker.flush()
     for i in range(5):
         assert [e.attempt for e in await workers[1].history(f"shared-{i}")] == [1, 2]
     for worker in workers:
