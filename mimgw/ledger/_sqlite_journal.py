@@ -53,7 +53,7 @@ __all__ = ["FLUSH_DELAY", "FLUSH_EVERY", "Journal", "Record", "apply", "recover"
 
 log = logging.getLogger("mimgw.ledger")
 
-FLUSH_EVERY = 64
+FLUSH_EVERY = 256
 """Lines after which the tables get them at once (a loop that never turns still commits
 in groups of this size)."""
 
