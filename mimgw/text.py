@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -17,6 +18,18 @@ _GSM_BASIC = frozenset(
 )
 _GSM_EXTENSION = frozenset("\f^{}\\[~]|€")
 _GSM_ALL = _GSM_BASIC | _GSM_EXTENSION
+
+
+def _class(chars: frozenset[str], *, negated: bool = False) -> re.Pattern[str]:
+    listed = "".join(re.escape(ch) for ch in sorted(chars))
+    return re.compile(f"[{'^' if negated else ''}{listed}]")
+
+
+# one scan in C for the first character outside a set (a set's issuperset hashes every
+# character of the text: three times as slow)
+_NOT_BASIC = _class(_GSM_BASIC, negated=True)
+_NOT_GSM = _class(_GSM_ALL, negated=True)
+_EXTENSION_CHAR = _class(_GSM_EXTENSION)
 
 SINGLE = {"gsm7": 160, "ucs2": 70}
 """Units that fit one standalone segment."""
@@ -71,9 +84,10 @@ def analyse_text(text: str) -> TextInfo:
     makes the whole message UCS-2.
     """
     encoding: Encoding
-    if _GSM_ALL.issuperset(text):
-        encoding = "gsm7"
-        wide = 0 if _GSM_EXTENSION.isdisjoint(text) else sum(map(_GSM_EXTENSION.__contains__, text))
+    if _NOT_BASIC.search(text) is None:
+        encoding, wide = "gsm7", 0
+    elif _NOT_GSM.search(text) is None:
+        encoding, wide = "gsm7", len(_EXTENSION_CHAR.findall(text))
     else:
         encoding = "ucs2"  # characters beyond the BMP take two UTF-16 units
         wide = len(text.encode("utf-16-le", "surrogatepass")) // 2 - len(text)

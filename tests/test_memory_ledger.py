@@ -177,6 +177,31 @@ async def test_past_the_cap_entries_that_need_nothing_more_go_first(
     assert "still need attention" in caplog.text
 
 
+async def test_at_the_cap_an_entry_that_turns_final_still_goes_first() -> None:
+    # a trim that found nothing final does not look again until something is written
+    # final: by a report, a settle, a restore or a batch's submit
+    ledger = MemoryLedger(max_entries=10)
+    for i in range(12):  # nothing final: trims drop the oldest (m0, m1)
+        await ledger.record_submit(receipt(i))
+    assert await ledger.get("gw", "m1") is None
+    await ledger.record_report(
+        DeliveryReport(provider="gw", message_id="m9", state=State.DELIVERED)
+    )
+    final = LedgerEntry.from_submit(receipt(90), attempt=1, message=None, now=T0)
+    final = final.model_copy(update={"settled": True})
+    await ledger.restore(final)
+    for i in range(12, 14):
+        await ledger.record_submit(receipt(i))  # past the cap again: three to go
+    assert await ledger.get("gw", "m9") is None  # the final ones went first
+    assert await ledger.get("gw", "m90") is None
+    assert await ledger.get("gw", "m2") is None  # then the oldest open one
+    assert await ledger.get("gw", "m3") is not None
+    for i in range(14, 16):  # nothing final left: the oldest open ones go again
+        await ledger.record_submit(receipt(i))
+    assert await ledger.get("gw", "m3") is None
+    assert await ledger.get("gw", "m15") is not None
+
+
 async def test_dropping_idempotency_keys_is_warned_once(caplog: pytest.LogCaptureFixture) -> None:
     ledger = MemoryLedger(max_entries=10)
     now = datetime.now(UTC)

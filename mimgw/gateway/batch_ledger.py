@@ -20,11 +20,10 @@ from datetime import datetime
 
 import anyio
 
-from mimgw._shield import complete
 from mimgw.errors import MimgwError, OutcomeUnknownError, ProviderError
 from mimgw.gateway.batching import SHARED_BATCH_IDS, orphaned_report
 from mimgw.gateway.core import Trace
-from mimgw.gateway.sending import RECORD_GRACE, SendingMixin
+from mimgw.gateway.sending import SendingMixin
 from mimgw.ledger import Intent, IntentAttempt, IntentState, LedgerEntry, MemoryLedger
 from mimgw.ledger.memory import BatchFinish
 from mimgw.models import Message, Receipt
@@ -187,7 +186,7 @@ class BatchLedgerMixin(SendingMixin):
             await self._adopt_orphans(receipts)
 
         try:
-            await complete(write, grace=RECORD_GRACE)
+            await self._guarded(write)
         except (MimgwError, TimeoutError) as exc:  # never turn accepted messages into errors
             log.error("ledger: recording the outcomes of a batch failed: %r", exc)
 

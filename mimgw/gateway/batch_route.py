@@ -24,7 +24,6 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 
-from mimgw._shield import complete
 from mimgw.errors import (
     AllProvidersFailedError,
     InvalidMessageError,
@@ -34,7 +33,7 @@ from mimgw.errors import (
 from mimgw.gateway.batch_ledger import BatchLedgerMixin, Slot
 from mimgw.gateway.batching import Batch, adapter_for
 from mimgw.gateway.core import Trace
-from mimgw.gateway.sending import _REFUSALS, RECORD_GRACE
+from mimgw.gateway.sending import _REFUSALS
 from mimgw.ledger import IntentAttempt, LedgerError
 from mimgw.models import Message, Receipt, new_references, trusted
 from mimgw.providers.base import Outgoing
@@ -72,7 +71,7 @@ class BatchRouteMixin(BatchLedgerMixin):
             ids = new_references(len(messages))
             slots = [Slot(m, i, o) for m, i, o in zip(messages, ids, outgoing, strict=True)]
             try:
-                held = await complete(partial(self._begin_slots, slots, now), grace=RECORD_GRACE)
+                held = await self._guarded(partial(self._begin_slots, slots, now))
             except TimeoutError:
                 error = LedgerError("ledger: writing the send intents timed out; nothing sent")
                 return [error] * len(slots)

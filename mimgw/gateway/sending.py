@@ -278,7 +278,7 @@ class SendingMixin(GatewayCore):
         raise AllProvidersFailedError(errors)
 
 
-_WRITES = ("begin", "finish", "record_submit", "schedule", "settle")
+_WRITES = ("begin", "finish", "record_submit", "schedule", "settle", "begin_many", "finish_many")
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TypeVar
 
 from mimgw.errors import ConfigurationError
@@ -79,6 +80,9 @@ class MemoryLedger(Ledger):
         self.max_entries = max_entries
         self._warned = False
         self._warned_keys = False
+        self._done_unseen = False
+        """Whether an entry that needs nothing more may have been written since the last
+        trim looked for one (at the cap with none, a trim looks no more until one is)."""
         kind = type(self)
         self._plain = all(
             getattr(kind, name) is getattr(MemoryLedger, name)
@@ -212,6 +216,7 @@ class MemoryLedger(Ledger):
             if where not in entries:
                 entries[where] = record = submit_record(receipt, 1, kept, clock)
                 if receipt.state in _FINAL:
+                    self._done_unseen = self._done_unseen or entry_done(record)
                     built.append(load_entry(where, record))
                 continue
             built.append(self._submit(receipt, 1, kept, clock, trim=False))
@@ -239,7 +244,7 @@ class MemoryLedger(Ledger):
         return None if record is None else load_entry(key, record)
 
     def _store(self, entry: LedgerEntry, *, trim: bool = True) -> None:
-        self._entries[(entry.provider, entry.message_id)] = entry_record(entry)
+        self._put(entry)
         if trim:
             self._trim(self._entries, entry_done, "entries")
 
@@ -308,7 +313,11 @@ class MemoryLedger(Ledger):
         return True
 
     async def restore(self, entry: LedgerEntry) -> None:
-        self._entries[(entry.provider, entry.message_id)] = entry_record(entry)
+        self._put(entry)
+
+    def _put(self, entry: LedgerEntry) -> None:
+        self._entries[(entry.provider, entry.message_id)] = record = entry_record(entry)
+        self._done_unseen = self._done_unseen or entry_done(record)
 
     async def due(self, now: datetime, *, limit: int | None = None) -> list[LedgerEntry]:
         found = sorted(
@@ -327,10 +336,14 @@ class MemoryLedger(Ledger):
         if cap is None or len(store) <= cap:
             return
         target = cap - max(1, cap // 10)  # drop a tenth at once: amortised O(1) per write
-        for key in [k for k, v in store.items() if done(v)]:
-            if len(store) <= target:
-                break
-            self._forget(store, key)
+        excess = len(store) - target
+        if store is not self._entries or self._done_unseen:
+            # the oldest that need nothing more, as many as are to go (the scan stops there)
+            found = list(islice((k for k, v in store.items() if done(v)), excess))
+            for key in found:
+                self._forget(store, key)
+            if store is self._entries:  # all that were wanted: more may be left
+                self._done_unseen = len(found) == excess
         if len(store) > target:
             if not self._warned:
                 self._warned = True
@@ -340,7 +353,7 @@ class MemoryLedger(Ledger):
                     cap,
                     what,
                 )
-            for key in list(store)[: len(store) - target]:
+            for key in list(islice(store, len(store) - target)):
                 self._forget(store, key)
 
     def _forget(self, store: dict[K, V], key: K) -> None:
