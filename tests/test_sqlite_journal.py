@@ -14,13 +14,16 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from mimgw import State
 from mimgw.ledger import Intent, IntentState, SqliteLedger, _sqlite_journal
-from mimgw.ledger.entry import utcnow
+from mimgw.ledger._json_rows import dump_entry, dump_intent
+from mimgw.ledger._sqlite_writer import iso
+from mimgw.ledger.entry import LedgerEntry, utcnow
 from mimgw.models import DeliveryReport, Message, Receipt
 from mimgw.testing import FakeProvider, fake_gateway_for
 
@@ -198,7 +201,9 @@ async def test_a_live_process_journal_is_left_to_it(tmp_path: Path, slow_flush: 
 KILLED = """
 import asyncio, os, signal, sys
 from mimgw.ledger import Intent, IntentState, SqliteLedger
-from mimgw.ledger.entry import utcnow
+from mimgw.ledger._json_rows import dump_entry, dump_intent
+from mimgw.ledger._sqlite_writer import iso
+from mimgw.ledger.entry import LedgerEntry, utcnow
 from mimgw.models import Message, Receipt
 
 async def main(path):
@@ -335,15 +340,80 @@ async def test_a_gateway_campaign_is_all_in_the_file_after_close(tmp_path: Path)
     ]
 
 
-def test_journal_lines_are_json_documents(tmp_path: Path) -> None:
-    """The file is plain text a person can read: one record a line."""
+def test_journal_lines_are_plain_text(tmp_path: Path) -> None:
+    """The file is plain text a person can read: one record a line, a begin as its five
+    fields, an outcome as JSON documents."""
     path = tmp_path / "l.db"
     run_killed(path)
     (journal,) = journals(path)
     lines = journal.read_bytes().decode().splitlines()
-    assert [line[0] for line in lines] == ["B", "F", "B", "F", "B"]
+    assert [line[0] for line in lines] == ["I", "F", "I", "F", "I"]
     for line in lines:
-        for part in line.split("\t")[1:]:
+        kind, *parts = line.split("\t")
+        if kind == "I":
+            assert len(parts) == 5 and parts[2] == "8801712345678"
+            continue
+        for part in parts:
             if part:
                 assert isinstance(json.loads(part), dict)
     assert os.stat(journal).st_mode & 0o077 == 0  # only its owner reads it
+
+
+DHAKA = timezone(timedelta(hours=6))
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        ({}, b"I"),  # as the Gateway begins one
+        ({"reference": "order\t42"}, b"B"),  # a field holding a separator
+        ({"reference": "line\nbreak"}, b"B"),
+        ({"reference": "বাংলা-৪২"}, b"I"),
+        ({"key": "k-1"}, b"B"),  # never journaled by the ledger, but not lost if it were
+        ({"error": "cancelled"}, b"B"),
+        ({"state": IntentState.UNKNOWN}, b"B"),
+        ({"created_at": datetime(2026, 12, 7, 14, 0, tzinfo=DHAKA)}, b"B"),
+        ({"updated_at": datetime(2030, 1, 1, tzinfo=UTC)}, b"B"),
+    ],
+)
+def test_a_begin_line_reads_back_as_the_same_intent(change: dict[str, object], kind: bytes) -> None:
+    """A begin recovered from its line is the intent that was begun, field for field and
+    as the tables store it; anything but a fresh in-flight intent is kept as JSON."""
+    begun = intent().model_copy(update=change)
+    line = _sqlite_journal._begin_line(begun)
+    assert line.startswith(kind + b"\t") and line.endswith(b"\n") and line.count(b"\n") == 1
+    back = _sqlite_journal._parse(line[:-1])
+    assert back == begun
+    assert isinstance(back, Intent) and back.model_dump_json() == begun.model_dump_json()
+
+
+def test_a_journal_of_an_earlier_release_is_still_applied(tmp_path: Path) -> None:
+    """Before the five-field begin every begin was its JSON (``B``)."""
+    begun = intent()
+    line = b"B\t%s\n" % begun.model_dump_json().encode()
+    assert _sqlite_journal._parse(line[:-1]) == begun
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 12, 7, 8, 13, 39, 421406, tzinfo=UTC),
+        datetime(2026, 12, 7, 8, 13, 39, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 12, 7, 14, 0, 0, 5, tzinfo=DHAKA),
+        datetime(2026, 12, 7, 8, 0, tzinfo=timezone.utc),  # noqa: UP017 - the same object
+    ],
+)
+def test_stored_times_are_fixed_width_utc(at: datetime) -> None:
+    assert iso(at) == at.astimezone(UTC).isoformat(timespec="microseconds")
+    assert len(iso(at) or "") == 32
+
+
+def test_stored_documents_are_the_models_json() -> None:
+    begun = intent()
+    done = accepted(begun, "m1")
+    assert done.receipt is not None
+    entry = LedgerEntry.from_submit(done.receipt, attempt=1, message=None, now=utcnow())
+    assert dump_intent(done).decode() == done.model_dump_json()
+    assert dump_entry(entry).decode() == entry.model_dump_json()

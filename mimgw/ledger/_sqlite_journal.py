@@ -38,9 +38,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mimgw.ledger import _sqlite_rows as rows
+from mimgw.ledger._json_rows import dump_intent
+from mimgw.ledger._sqlite_writer import iso
 from mimgw.ledger.entry import LedgerEntry, LedgerError
 from mimgw.ledger.intent import Intent, IntentState, process_token
 
@@ -67,9 +70,12 @@ tables failing, e.g. a full disk: the calls then say so)."""
 _SUFFIX = ".journal"
 _NEW = ".new"
 
-Record = tuple[rows.IntentRow, LedgerEntry | None, rows.EntryRow | None, bool]
-"""An intent's row, the submit entry it carries and that entry's row, and whether it is
-a finish (else the intent's begin)."""
+Finish = tuple[rows.IntentRow, LedgerEntry | None, rows.EntryRow | None]
+"""An intent's outcome: its row, the submit entry it carries and that entry's row."""
+
+Record = Intent | Finish
+"""A line: an intent begun (its row is made only if the tables get it still in flight:
+most are finished in the same group) or a :data:`Finish`."""
 
 
 def _prefix(path: str) -> str:
@@ -123,14 +129,13 @@ class Journal:
         )
 
     def begin(self, intent: Intent) -> None:
-        row = rows.intent_row(intent)
-        self._append(b"B\t%s\n" % row[4].encode(), (row, None, None, False))
+        self._append(_begin_line(intent), intent)
 
     def finish(self, intent: Intent, entry: LedgerEntry | None) -> None:
         row = rows.intent_row(intent)
         erow = None if entry is None else rows.entry_row(entry)
         data = b"" if erow is None else erow[6].encode()
-        self._append(b"F\t%s\t%s\n" % (row[4].encode(), data), (row, entry, erow, True))
+        self._append(b"F\t%s\t%s\n" % (row[4].encode(), data), (row, entry, erow))
 
     def _append(self, line: bytes, record: Record) -> None:
         fd = self._fd
@@ -173,21 +178,53 @@ class Journal:
         os.close(fd)
 
 
+def _begin_line(intent: Intent) -> bytes:
+    """``I`` and five fields for an intent as the Gateway begins one (in flight, nothing
+    but its identity, no key: every other field follows from that), else ``B`` and its
+    JSON: most of a send's lines are these, and a pydantic dump costs several times the
+    text."""
+    if (
+        intent.state is IntentState.IN_FLIGHT
+        and intent.key is None
+        and intent.receipt is None
+        and not intent.attempts
+        and intent.error is None
+        and intent.resolved_by is None
+        and intent.created_at.tzinfo is UTC
+        and intent.updated_at == intent.created_at
+    ):
+        text = "\t".join(
+            (intent.id, intent.reference, intent.to, intent.owner, iso(intent.created_at) or "")
+        )
+        if text.count("\t") == 4 and "\n" not in text:  # no field holds a separator
+            return b"I\t%s\n" % text.encode()
+    return b"B\t%s\n" % dump_intent(intent)
+
+
+def _begun(fields: bytes) -> Intent:
+    """The intent of an ``I`` line (see :func:`_begin_line`)."""
+    id, reference, to, owner, created = fields.decode().split("\t")
+    at = datetime.fromisoformat(created)
+    return Intent(id=id, reference=reference, to=to, owner=owner, created_at=at, updated_at=at)
+
+
 def apply(db: sqlite3.Connection, records: Sequence[Record]) -> list[LedgerEntry]:
     """Write ``records`` to the tables, in order, inside the caller's transaction. An
     intent begun and finished in the same group is written once, finished. Returns the
     entries a submit merged into (a report got there first) that are now final: their
     follow-up is owed (:meth:`~mimgw.ledger.Ledger._late_entries`)."""
-    finished = {row[0] for row, _, _, finish in records if finish}
+    finished = {record[0][0] for record in records if isinstance(record, tuple)}
     begun = set()
     late = []
-    for row, entry, erow, finish in records:
-        if not finish:
-            if row[0] not in finished:
-                db.execute(rows.INSERT_INTENT_IF_NEW, row)
+    for record in records:
+        if not isinstance(record, tuple):
+            if record.id not in finished:
+                db.execute(rows.INSERT_INTENT_IF_NEW, rows.intent_row(record))
             else:
-                begun.add(row[0])
-        elif _finish(db, row, begun_here=row[0] in begun) and entry is not None:
+                begun.add(record.id)
+            continue
+        row, entry, erow = record
+        if _finish(db, row, begun_here=row[0] in begun) and entry is not None:
             stored = rows.put_entry(db, entry, erow or rows.entry_row(entry))
             if stored is not entry and stored.state.final and not stored.settled:
                 late.append(stored)
@@ -274,8 +311,10 @@ def _read(fd: int, name: str) -> Iterator[Record]:
 
 def _parse(line: bytes) -> Record:
     kind, _, rest = line.partition(b"\t")
+    if kind == b"I":
+        return _begun(rest)
     if kind == b"B":
-        return rows.intent_row(rows.load_intent(rest)), None, None, False
+        return rows.load_intent(rest)
     if kind != b"F":
         raise ValueError(f"unknown record {kind[:8]!r}")
     data, _, entry = rest.partition(b"\t")
@@ -283,4 +322,4 @@ def _parse(line: bytes) -> Record:
     if intent.state is IntentState.IN_FLIGHT:
         raise ValueError("a finish still in flight")
     loaded = rows.load_entry(entry) if entry else None
-    return rows.intent_row(intent), loaded, None, True
+    return rows.intent_row(intent), loaded, None

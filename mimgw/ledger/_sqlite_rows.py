@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from mimgw.ledger._json_rows import load_entry, load_intent
+from mimgw.ledger._json_rows import dump_entry, dump_intent, load_entry, load_intent
 from mimgw.ledger._sqlite_writer import iso
 from mimgw.ledger.entry import LedgerEntry, LedgerError
 from mimgw.ledger.intent import Intent, IntentState
@@ -82,7 +82,7 @@ def entry_row(entry: LedgerEntry) -> EntryRow:
         iso(entry.next_attempt_at),
         int(entry.settled),
         iso(entry.created_at),
-        entry.model_dump_json(),
+        dump_entry(entry).decode(),
     )
 
 
@@ -95,9 +95,9 @@ def intent_row(intent: Intent) -> IntentRow:
     return (
         intent.id,
         intent.key,
-        intent.state.value,
+        intent.state,  # a str: stored as its value (``.value`` is a Python-level property)
         iso(intent.created_at),
-        intent.model_dump_json(),
+        dump_intent(intent).decode(),
     )
 
 
@@ -135,7 +135,7 @@ def finish_intent(
     """Needs a transaction: :meth:`Ledger.finish`."""
     updated = db.execute(
         "UPDATE mimgw_intents SET state = ?, data = ? WHERE id = ?",
-        (intent.state.value, intent.model_dump_json(), intent.id),
+        (intent.state, dump_intent(intent).decode(), intent.id),
     )
     if updated.rowcount == 0:  # never begun here; a key another intent holds stays its
         db.execute(INSERT_INTENT_IF_NEW, intent_row(intent))
