@@ -201,9 +201,7 @@ async def test_a_live_process_journal_is_left_to_it(tmp_path: Path, slow_flush: 
 KILLED = """
 import asyncio, os, signal, sys
 from mimgw.ledger import Intent, IntentState, SqliteLedger
-from mimgw.ledger._json_rows import dump_entry, dump_intent
-from mimgw.ledger._sqlite_writer import iso
-from mimgw.ledger.entry import LedgerEntry, utcnow
+from mimgw.ledger.entry import utcnow
 from mimgw.models import Message, Receipt
 
 async def main(path):
@@ -387,7 +385,7 @@ def test_a_begin_line_reads_back_as_the_same_intent(change: dict[str, object], k
     assert isinstance(back, Intent) and back.model_dump_json() == begun.model_dump_json()
 
 
-def test_a_journal_of_an_earlier_release_is_still_applied(tmp_path: Path) -> None:
+def test_a_journal_of_an_earlier_release_is_still_read() -> None:
     """Before the five-field begin every begin was its JSON (``B``)."""
     begun = intent()
     line = b"B\t%s\n" % begun.model_dump_json().encode()
