@@ -66,15 +66,15 @@ async def complete_eager(fn: Callable[[], Awaitable[T]], *, grace: float) -> T:
     does the rest run as a task of its own (on asyncio; elsewhere :func:`complete`).
 
     Only for writes that hold nothing bound to their task across that first suspension
-    (no cancel scope, timeout or context-variable token): on asyncio the rest runs in
-    another task.
+    (no cancel scope, timeout or context-variable token): the rest runs in another task.
     """
+    if sniffio.current_async_library() != "asyncio":
+        return await complete(fn, grace=grace)
     steps = fn().__await__()
     try:
         pending = steps.send(None)
     except StopIteration as done:  # ended without suspending: nothing could cancel it
         return done.value  # type: ignore[no-any-return]
-    # suspended: nothing has seen ``pending`` yet (no cancellation was delivered)
     return await complete(lambda: _Rest(steps, pending), grace=grace)
 
 
